@@ -1,0 +1,52 @@
+# berth: build, bundle, demo and tests. Every target works on a fresh Debian machine after
+# scripts/install-deps.sh (which `make demo` and `make test` run first).
+GO        ?= go
+BIN       := bin/berth
+RUNTIME   := bin/berth-runtime
+BUNDLE    := _build/busybox-bundle
+# Static: the runtime must run inside any engine's environment and, as the container's init,
+# before any library path exists; libseccomp is linked in from Debian's libseccomp-dev.
+LDFLAGS   := -s -w -linkmode external -extldflags -static -X github.com/berth-dev/berth/internal/cli.Version=$(shell git describe --always --dirty 2>/dev/null || echo dev)
+GOFLAGS_B := -trimpath -tags 'netgo osusergo'
+
+.PHONY: all build deps bundle demo test test-unit test-integration test-engines bench lint clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+build:
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
+	ln -sf berth $(RUNTIME)
+
+bundle: build
+	bash scripts/mkbundle.sh $(BUNDLE) $(RUNTIME)
+
+# Command 1 of the README: install, build, make the busybox bundle, run a real container.
+demo: deps bundle
+	bash scripts/demo.sh $(RUNTIME) $(BUNDLE)
+
+lint:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	$(GO) vet ./...
+
+test-unit:
+	$(GO) test -count=1 ./runtime/... ./internal/...
+
+test-integration: build bundle
+	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) $(GO) test -count=1 -v -timeout 20m ./test/runtime/
+
+# dockerd and podman driving berth-runtime (installs docker.io and podman).
+test-engines: build bundle
+	bash scripts/install-deps.sh engines
+	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) $(GO) test -count=1 -v -timeout 30m ./test/engines/
+
+# Command 2 of the README.
+test: deps lint test-unit test-integration test-engines
+
+bench: build bundle
+	bash bench/runtime.sh
+
+clean:
+	rm -rf bin _build

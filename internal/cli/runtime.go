@@ -1,0 +1,400 @@
+// Package cli holds berth's command lines. This file is berth-runtime: runc's command line,
+// flag for flag as containerd's go-runc, dockerd and podman/conmon call it, over package
+// runtime. No logic lives here beyond turning flags into options.
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/runtime"
+)
+
+// Version is set at build time.
+var Version = "0.1.0-dev"
+
+type globalOpts struct {
+	root      string
+	log       string
+	logFormat string
+	systemd   bool
+	rootless  string
+	debug     bool
+}
+
+// logger writes runc-style error lines: JSON to --log when asked (go-runc reads the last
+// error from there), and a plain line to stderr.
+type logger struct{ g *globalOpts }
+
+func (l logger) write(level, msg string) {
+	if l.g.log != "" {
+		f, err := os.OpenFile(l.g.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err == nil {
+			if l.g.logFormat == "json" {
+				line, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": time.Now().Format(time.RFC3339Nano)})
+				f.Write(append(line, '\n'))
+			} else {
+				fmt.Fprintf(f, "time=%q level=%s msg=%q\n", time.Now().Format(time.RFC3339Nano), level, msg)
+			}
+			f.Close()
+		}
+	}
+	if level == "error" || level == "warning" || l.g.debug {
+		fmt.Fprintf(os.Stderr, "berth-runtime: %s\n", msg)
+	}
+}
+
+// exitError carries a process exit code through cobra without printing anything.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// RuntimeMain runs berth-runtime with args (without argv[0]) and returns the exit code.
+func RuntimeMain(args []string) int {
+	g := &globalOpts{}
+	root := NewRuntimeCommand(g)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	logger{g}.write("error", err.Error())
+	return 1
+}
+
+// NewRuntimeCommand builds the runc-compatible command tree.
+func NewRuntimeCommand(g *globalOpts) *cobra.Command {
+	rt := &runtime.Runtime{}
+	cmd := &cobra.Command{
+		Use:           "berth-runtime",
+		Short:         "berth's OCI runtime (runc-compatible command line)",
+		Version:       Version + "\nspec: 1.2.0",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			rt.Root = g.root
+			rt.Systemd = g.systemd
+			rt.Warn = func(format string, a ...any) { logger{g}.write("warning", fmt.Sprintf(format, a...)) }
+			return nil
+		},
+	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%s: %w (see '%s --help')", c.Name(), err, c.CommandPath())
+	})
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&g.root, "root", "/run/berth/runtime", "root directory for container state")
+	pf.StringVar(&g.log, "log", "", "log file (go-runc reads errors from it)")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	pf.BoolVar(&g.systemd, "systemd-cgroup", false, "cgroupsPath is slice:prefix:name (cgroupfs is used when systemd is absent)")
+	pf.StringVar(&g.rootless, "rootless", "auto", "accepted for compatibility: berth runs as root")
+	pf.BoolVar(&g.debug, "debug", false, "log debug messages")
+	pf.Bool("criu", false, "accepted for compatibility")
+	pf.MarkHidden("criu")
+
+	cmd.AddCommand(
+		createCommand(rt), startCommand(rt), runCommand(rt), stateCommand(rt), killCommand(rt),
+		deleteCommand(rt), execCommand(rt), psCommand(rt), listCommand(rt), pauseCommand(rt),
+		resumeCommand(rt), eventsCommand(rt), updateCommand(rt), featuresCommand(), specCommand(),
+	)
+	return cmd
+}
+
+func addCreateFlags(cmd *cobra.Command, o *runtime.CreateOpts) {
+	f := cmd.Flags()
+	f.StringVarP(&o.Bundle, "bundle", "b", ".", "path to the bundle directory")
+	f.StringVar(&o.PidFile, "pid-file", "", "write the init pid to this file")
+	f.StringVar(&o.ConsoleSocket, "console-socket", "", "unix socket that receives the pty master")
+	f.String("pidfd-socket", "", "unix socket that receives a pidfd of the init")
+	f.IntVar(&o.PreserveFds, "preserve-fds", 0, "pass this many descriptors from 3 up to the container")
+	f.BoolVar(&o.NoPivot, "no-pivot", false, "use MS_MOVE and chroot instead of pivot_root")
+	f.BoolVar(&o.NoNewKeyring, "no-new-keyring", false, "keep the caller's session keyring")
+}
+
+func createCommand(rt *runtime.Runtime) *cobra.Command {
+	var o runtime.CreateOpts
+	cmd := &cobra.Command{
+		Use:   "create [flags] CONTAINER-ID",
+		Short: "create a container from a bundle; start runs its program",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ID = args[0]
+			pid, err := rt.Create(o)
+			if err != nil {
+				return err
+			}
+			return sendPidfd(cmd, pid)
+		},
+	}
+	addCreateFlags(cmd, &o)
+	return cmd
+}
+
+func startCommand(rt *runtime.Runtime) *cobra.Command {
+	return &cobra.Command{
+		Use: "start CONTAINER-ID", Short: "start the program of a created container", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return rt.Start(args[0]) },
+	}
+}
+
+func runCommand(rt *runtime.Runtime) *cobra.Command {
+	var o runtime.CreateOpts
+	var detach, keep bool
+	cmd := &cobra.Command{
+		Use:   "run [flags] CONTAINER-ID",
+		Short: "create and start a container; wait for it unless --detach",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ID = args[0]
+			var term *terminal
+			if !detach {
+				if err := runtime.BecomeSubreaper(); err != nil {
+					return err
+				}
+				spec, err := runtime.LoadSpec(o.Bundle)
+				if err != nil {
+					return err
+				}
+				if spec.Process.Terminal && o.ConsoleSocket == "" {
+					if term, err = newTerminal(); err != nil {
+						return err
+					}
+					defer term.close()
+					o.ConsoleSocket = term.socketPath
+				}
+			}
+			pid, err := rt.Create(o)
+			if err != nil {
+				return err
+			}
+			if term != nil {
+				if err := term.attach(pid); err != nil {
+					rt.Delete(o.ID, true)
+					return err
+				}
+			}
+			if err := rt.Start(o.ID); err != nil {
+				rt.Delete(o.ID, true)
+				return err
+			}
+			if detach {
+				return nil
+			}
+			code := runtime.WaitForward(pid)
+			if term != nil {
+				term.wait()
+			}
+			if !keep {
+				if err := rt.Delete(o.ID, true); err != nil {
+					return err
+				}
+			}
+			if code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	}
+	addCreateFlags(cmd, &o)
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return after start")
+	cmd.Flags().BoolVar(&keep, "keep", false, "do not delete the container after it exits")
+	return cmd
+}
+
+func stateCommand(rt *runtime.Runtime) *cobra.Command {
+	return &cobra.Command{
+		Use: "state CONTAINER-ID", Short: "print the OCI state of a container as JSON", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := rt.Load(args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), c.Describe(), true)
+		},
+	}
+}
+
+func killCommand(rt *runtime.Runtime) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "kill [--all] CONTAINER-ID [SIGNAL]",
+		Short: "send a signal (default SIGTERM) to the container's init, or --all its processes",
+		Args:  rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sig := "SIGTERM"
+			if len(args) == 2 {
+				sig = args[1]
+			}
+			s, err := parseSignal(sig)
+			if err != nil {
+				return err
+			}
+			return rt.Kill(args[0], s, all)
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "signal every process in the container")
+	return cmd
+}
+
+func deleteCommand(rt *runtime.Runtime) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use: "delete [--force] CONTAINER-ID...", Short: "delete containers", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var errs []error
+			for _, id := range args {
+				if err := rt.Delete(id, force); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+	return cmd
+}
+
+func pauseCommand(rt *runtime.Runtime) *cobra.Command {
+	return &cobra.Command{
+		Use: "pause CONTAINER-ID", Short: "freeze every process of a container", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return rt.Pause(args[0]) },
+	}
+}
+
+func resumeCommand(rt *runtime.Runtime) *cobra.Command {
+	return &cobra.Command{
+		Use: "resume CONTAINER-ID", Short: "thaw a paused container", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return rt.Resume(args[0]) },
+	}
+}
+
+func listCommand(rt *runtime.Runtime) *cobra.Command {
+	var format string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use: "list", Aliases: []string{"ls"}, Short: "list containers", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cs, err := rt.List()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if quiet {
+				for _, c := range cs {
+					fmt.Fprintln(out, c.ID)
+				}
+				return nil
+			}
+			if format == "json" {
+				list := []runtime.StateJSON{}
+				for _, c := range cs {
+					list = append(list, c.Describe())
+				}
+				return printJSON(out, list, false)
+			}
+			tw := newTable(out)
+			tw.row("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")
+			for _, c := range cs {
+				d := c.Describe()
+				tw.row(d.ID, strconv.Itoa(d.Pid), d.Status, d.Bundle, d.Created.Format(time.RFC3339Nano), ownerOr(d.Owner))
+			}
+			return tw.flush()
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the ids")
+	return cmd
+}
+
+func ownerOr(s string) string {
+	if s == "" {
+		return "root"
+	}
+	return s
+}
+
+func psCommand(rt *runtime.Runtime) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "ps [--format table|json] CONTAINER-ID [ps options]",
+		Short: "list the processes of a container",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pids, err := rt.Pids(args[0])
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				if pids == nil {
+					pids = []int{}
+				}
+				return printJSON(cmd.OutOrStdout(), pids, false)
+			}
+			return psTable(cmd.OutOrStdout(), pids, args[1:])
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func printJSON(w io.Writer, v any, indent bool) error {
+	enc := json.NewEncoder(w)
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	return enc.Encode(v)
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s: expected %d argument(s), got %d; usage: %s", cmd.Name(), n, len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return fmt.Errorf("%s: expected %d to %d arguments, got %d; usage: %s", cmd.Name(), lo, hi, len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// readJSONFile reads path ("-" for stdin) into v.
+func readJSONFile(path string, v any) error {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(filepath.Clean(path))
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	return nil
+}
+
+func splitKV(s string) (string, string) {
+	k, v, _ := strings.Cut(s, "=")
+	return k, v
+}

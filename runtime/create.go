@@ -1,0 +1,251 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/runtime/cgroups"
+	"github.com/berth-dev/berth/runtime/handshake"
+	"github.com/berth-dev/berth/runtime/hooks"
+	"github.com/berth-dev/berth/runtime/seccomp"
+	"github.com/berth-dev/berth/runtime/state"
+)
+
+// CreateOpts are the flags of `create` (and `run`).
+type CreateOpts struct {
+	ID            string
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	PreserveFds   int
+	NoPivot       bool
+	NoNewKeyring  bool
+	// Stdio of the container process; nil entries inherit the runtime's.
+	Stdio [3]*os.File
+}
+
+// Create sets up the container and leaves its init waiting for Start. On any error nothing is
+// left behind: no process, cgroup, mount or state directory.
+func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return 0, err
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return 0, err
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
+		return 0, fmt.Errorf("%w: %s", ErrNoRootfs, rootfs)
+	}
+	if spec.Process.Terminal && o.ConsoleSocket == "" {
+		return 0, errors.New("process.terminal is true but no --console-socket was given")
+	}
+	prog, flags, err := r.compileSeccomp(spec)
+	if err != nil {
+		return 0, err
+	}
+	r.dropMissingLSM(spec.Process)
+
+	dir, err := state.Create(r.Root, o.ID)
+	if err != nil {
+		return 0, err
+	}
+	var cg *cgroups.Manager
+	var initPid int
+	defer func() {
+		if err == nil {
+			return
+		}
+		if initPid > 0 {
+			unix.Kill(initPid, unix.SIGKILL)
+			waitGone(initPid, 2*time.Second)
+		}
+		if cg != nil {
+			cg.Destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+
+	cg, err = cgroups.New(spec.Linux.CgroupsPath, o.ID, r.Systemd)
+	if err != nil {
+		return 0, err
+	}
+	if err = cg.Create(cgroupResources(spec)); err != nil {
+		cg = existingOrNil(cg)
+		return 0, fmt.Errorf("cgroup: %w", err)
+	}
+
+	fifoPath := filepath.Join(dir, "exec.fifo")
+	if err = unix.Mkfifo(fifoPath, 0o600); err != nil {
+		return 0, err
+	}
+	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer fifo.Close()
+
+	so := spawnOpts{cgroup: cg, stdio: o.Stdio, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings}
+	for i := 0; i < o.PreserveFds; i++ {
+		so.extra = append(so.extra, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	namespaces := map[string]string{}
+	inUserNS := false
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			inUserNS = true
+		}
+		if ns.Path != "" {
+			so.join = append(so.join, nsJoin{ns.Type, ns.Path})
+		} else {
+			so.unshare |= nsFlags[ns.Type]
+		}
+		namespaces[string(ns.Type)] = ns.Path
+	}
+	cfg := &handshake.Config{
+		Spec: spec, Process: spec.Process, Rootfs: rootfs, NoPivot: o.NoPivot,
+		NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds, InUserNS: inUserNS,
+		Seccomp: prog, SeccompFlags: flags, ConsoleFd: -1,
+	}
+	cfg.FifoFd = 3 + len(so.extra)
+	so.extra = append(so.extra, fifo)
+	if o.ConsoleSocket != "" {
+		sock, err := connectConsole(o.ConsoleSocket)
+		if err != nil {
+			return 0, err
+		}
+		defer sock.Close()
+		cfg.ConsoleFd = 3 + len(so.extra)
+		so.extra = append(so.extra, sock)
+	}
+
+	ch, err := spawn(so)
+	if err != nil {
+		return 0, err
+	}
+	defer ch.conn.Close()
+	initPid = ch.pid
+	st := &state.State{
+		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Pid: ch.pid, PidStart: state.StartTime(ch.pid),
+		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupsPath: spec.Linux.CgroupsPath,
+		Systemd: r.Systemd, Namespaces: namespaces, Config: spec,
+	}
+	if err = state.Save(dir, st); err != nil {
+		return 0, err
+	}
+	ociState := &specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreating, Pid: ch.pid, Bundle: bundle, Annotations: spec.Annotations}
+	cfg.State = ociState
+	if err = ch.conn.Send(handshake.Message{Kind: handshake.KindConfig, Config: cfg}); err != nil {
+		return 0, err
+	}
+	if _, err = ch.conn.Expect(handshake.KindHooks); err != nil {
+		return 0, err
+	}
+	if spec.Hooks != nil {
+		//nolint:staticcheck // prestart is deprecated but engines still use it.
+		if err = hooks.Run("prestart", spec.Hooks.Prestart, ociState); err != nil {
+			return 0, err
+		}
+		if err = hooks.Run("createRuntime", spec.Hooks.CreateRuntime, ociState); err != nil {
+			return 0, err
+		}
+	}
+	if err = ch.conn.Send(handshake.Message{Kind: handshake.KindResume}); err != nil {
+		return 0, err
+	}
+	if _, err = ch.conn.Expect(handshake.KindReady); err != nil {
+		return 0, err
+	}
+	if o.PidFile != "" {
+		if err = writePidFile(o.PidFile, ch.pid); err != nil {
+			return 0, err
+		}
+	}
+	return ch.pid, nil
+}
+
+// existingOrNil keeps the manager for cleanup only if Create got far enough to make dirs.
+func existingOrNil(cg *cgroups.Manager) *cgroups.Manager {
+	if cg.Exists() {
+		return cg
+	}
+	return nil
+}
+
+func (r *Runtime) compileSeccomp(spec *specs.Spec) ([]unix.SockFilter, uint, error) {
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return nil, 0, nil
+	}
+	prog, err := seccomp.CompileCached(spec.Linux.Seccomp, r.seccompCache())
+	if err != nil {
+		return nil, 0, err
+	}
+	flags, err := seccomp.Flags(spec.Linux.Seccomp)
+	if err != nil {
+		return nil, 0, err
+	}
+	return prog, flags, nil
+}
+
+// dropMissingLSM clears an AppArmor profile or SELinux label the host cannot apply, with a
+// warning, as the issue asks (skip with a warning when the host lacks the LSM).
+func (r *Runtime) dropMissingLSM(p *specs.Process) {
+	if p.ApparmorProfile != "" {
+		if _, err := os.Stat("/sys/kernel/security/apparmor"); err != nil {
+			r.warn("apparmor is not enabled on this host: ignoring profile %q", p.ApparmorProfile)
+			p.ApparmorProfile = ""
+		}
+	}
+	if p.SelinuxLabel != "" {
+		if _, err := os.Stat("/sys/fs/selinux/enforce"); err != nil {
+			r.warn("selinux is not enabled on this host: ignoring label %q", p.SelinuxLabel)
+			p.SelinuxLabel = ""
+		}
+	}
+}
+
+func connectConsole(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connect to console socket: %w", err)
+	}
+	uc := conn.(*net.UnixConn)
+	f, err := uc.File()
+	uc.Close()
+	return f, err
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	return state.WriteFileAtomic(abs, []byte(strconv.Itoa(pid)), 0o644)
+}
+
+// waitGone polls until pid no longer exists (it may not be our child) or the timeout passes.
+func waitGone(pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if state.StartTime(pid) == 0 { // gone, or a zombie nobody reaped yet
+			return true
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return false
+}

@@ -1,0 +1,258 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/runtime/hooks"
+	"github.com/berth-dev/berth/runtime/state"
+)
+
+// Start lets a created container's init execve its program.
+func (r *Runtime) Start(id string) error {
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	unlock, err := state.Lock(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if c.status() != string(specs.StateCreated) {
+		return fmt.Errorf("%w: %s is %s", ErrNotCreated, id, c.status())
+	}
+	fifoPath := filepath.Join(c.dir, "exec.fifo")
+	// Non-blocking open: init is (or will be) blocked opening the other end for writing; our
+	// open releases it, and we then wait for its byte while watching that it stays alive.
+	fd, err := unix.Open(fifoPath, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 1)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n == 1 {
+			break
+		}
+		if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("read exec fifo: %w", err)
+		}
+		if !c.alive() {
+			return fmt.Errorf("container init exited before start")
+		}
+		unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10)
+	}
+	os.Remove(fifoPath)
+	if c.Config.Hooks != nil {
+		c.Status = string(specs.StateRunning)
+		if err := hooks.Run("poststart", c.Config.Hooks.Poststart, c.OCIState()); err != nil {
+			r.warn("%v", err)
+		}
+	}
+	return nil
+}
+
+// Kill sends sig to the init, or with all to every process in the container's cgroup.
+func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	if c.Status == string(specs.StateStopped) {
+		return fmt.Errorf("%w: %s", ErrNotRunning, id)
+	}
+	if all {
+		cg, err := c.cgroup()
+		if err != nil {
+			return err
+		}
+		return signalAll(cg, sig)
+	}
+	return c.signal(sig)
+}
+
+// signal goes through a pidfd so a recycled pid can never be hit.
+func (c *Container) signal(sig unix.Signal) error {
+	pfd, err := unix.PidfdOpen(c.Pid, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrNotRunning, c.ID)
+	}
+	defer unix.Close(pfd)
+	if !c.alive() {
+		return fmt.Errorf("%w: %s", ErrNotRunning, c.ID)
+	}
+	return unix.PidfdSendSignal(pfd, sig, nil, 0)
+}
+
+type cgroupPids interface {
+	Pids() ([]int, error)
+	Freeze() error
+	Thaw() error
+}
+
+// signalAll freezes the cgroup while signalling so no process can fork away in between.
+func signalAll(cg cgroupPids, sig unix.Signal) error {
+	frozen := sig == unix.SIGKILL && cg.Freeze() == nil
+	pids, err := cg.Pids()
+	for _, p := range pids {
+		unix.Kill(p, sig)
+	}
+	if frozen {
+		cg.Thaw()
+	}
+	return err
+}
+
+// Delete removes a stopped (or created) container; force kills a running one first.
+func (r *Runtime) Delete(id string, force bool) error {
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	unlock, err := state.Lock(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	status := c.status()
+	if (status == string(specs.StateRunning) || status == statusPaused) && !force {
+		return fmt.Errorf("%w: %s; stop it first or use --force", ErrRunning, id)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	if status != string(specs.StateStopped) {
+		c.signal(unix.SIGKILL)
+	}
+	// Whatever else is left in the cgroup (exec'd processes, a container without its own pid
+	// namespace) goes too, so the cgroup can be removed.
+	deadline := time.Now().Add(10 * time.Second)
+	for cg.Exists() {
+		pids, _ := cg.Pids()
+		if len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v of %s did not die", pids, id)
+		}
+		signalAll(cg, unix.SIGKILL)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c.Pid > 0 {
+		waitGone(c.Pid, 5*time.Second)
+	}
+	if err := cg.Destroy(); err != nil {
+		return fmt.Errorf("remove cgroup: %w", err)
+	}
+	if c.Config != nil && c.Config.Hooks != nil {
+		c.Status = string(specs.StateStopped)
+		if err := hooks.Run("poststop", c.Config.Hooks.Poststop, c.OCIState()); err != nil {
+			r.warn("%v", err)
+		}
+	}
+	return os.RemoveAll(c.dir)
+}
+
+// Pause freezes every process of the container.
+func (r *Runtime) Pause(id string) error {
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	if c.Status != string(specs.StateRunning) {
+		return fmt.Errorf("%w: %s is %s", ErrNotRunning, id, c.Status)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Freeze()
+}
+
+// Resume thaws a paused container.
+func (r *Runtime) Resume(id string) error {
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	if c.Status != statusPaused {
+		return fmt.Errorf("container %s is not paused", id)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Thaw()
+}
+
+// Update changes the resource limits of a live container and records them.
+func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	if c.Status == string(specs.StateStopped) {
+		return fmt.Errorf("%w: %s", ErrNotRunning, id)
+	}
+	unlock, err := state.Lock(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	if err := cg.Set(res); err != nil {
+		return err
+	}
+	c.Config.Linux.Resources = res
+	return state.Save(c.dir, c.State)
+}
+
+// Stats returns the cgroup statistics of a live container.
+func (r *Runtime) Stats(id string) (*cgroups.Stats, uint64, error) {
+	c, err := r.Load(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	if c.Status == string(specs.StateStopped) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotRunning, id)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := cg.Stats()
+	if err != nil {
+		return nil, 0, err
+	}
+	oom, _ := cg.OOMKillCount()
+	return st, oom, nil
+}
+
+// Pids lists the host pids of every process of the container.
+func (r *Runtime) Pids(id string) ([]int, error) {
+	c, err := r.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	if !cg.Exists() {
+		return nil, nil
+	}
+	return cg.Pids()
+}

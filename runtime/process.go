@@ -1,0 +1,198 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/runtime/cgroups"
+	"github.com/berth-dev/berth/runtime/exeseal"
+	"github.com/berth-dev/berth/runtime/handshake"
+)
+
+// nsJoin is one namespace to enter by path.
+type nsJoin struct {
+	typ  specs.LinuxNamespaceType
+	path string
+}
+
+// spawnOpts describes the child to start: where it goes (namespaces, cgroup) and what it
+// inherits (stdio, preserved descriptors).
+type spawnOpts struct {
+	join    []nsJoin
+	unshare int
+	uidMaps []specs.LinuxIDMapping
+	gidMaps []specs.LinuxIDMapping
+	cgroup  *cgroups.Manager
+	stdio   [3]*os.File
+	// extra are inherited from fd 3 up: the preserved descriptors first, then ours.
+	extra []*os.File
+}
+
+// child is a spawned init/exec process after runtime/nsenter's byte protocol.
+type child struct {
+	pid  int
+	conn *handshake.Conn
+}
+
+var nsNames = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
+	specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user",
+	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
+}
+
+var nsFlags = map[specs.LinuxNamespaceType]int{
+	specs.PIDNamespace: unix.CLONE_NEWPID, specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace: unix.CLONE_NEWNS, specs.IPCNamespace: unix.CLONE_NEWIPC,
+	specs.UTSNamespace: unix.CLONE_NEWUTS, specs.UserNamespace: unix.CLONE_NEWUSER,
+	specs.CgroupNamespace: unix.CLONE_NEWCGROUP, specs.TimeNamespace: unix.CLONE_NEWTIME,
+}
+
+// spawn starts `berth init` from the sealed executable and runs the pre-Go protocol of
+// runtime/nsenter (nsenter.c describes it). It returns the pid that will run the container
+// program and the socket for runtime/handshake. On error nothing is left running.
+func spawn(o spawnOpts) (*child, error) {
+	sealed, _, err := exeseal.Open()
+	if err != nil {
+		return nil, fmt.Errorf("seal runtime binary: %w", err)
+	}
+	// exec.Cmd dup2s ExtraFiles onto 3, 4, ... in the child before execve resolves
+	// /proc/self/fd/N: keep N far above them.
+	exeFd, err := unix.FcntlInt(sealed.Fd(), unix.F_DUPFD_CLOEXEC, 256+len(o.extra))
+	sealed.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(exeFd)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	parentSock := os.NewFile(uintptr(fds[0]), "sync-parent")
+	childSock := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer childSock.Close()
+
+	var joins []string
+	for _, j := range o.join {
+		joins = append(joins, nsNames[j.typ]+":"+j.path)
+	}
+	extra := append(append([]*os.File(nil), o.extra...), childSock)
+	// The container inherits the runtime's stdio unless told otherwise, as with runc: engines
+	// hand their pipes or fifos to the runtime for exactly this.
+	for i, def := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if o.stdio[i] == nil {
+			o.stdio[i] = def
+		}
+	}
+	cmd := &exec.Cmd{
+		Path: fmt.Sprintf("/proc/self/fd/%d", exeFd),
+		Args: []string{"berth", "init"},
+		Env: []string{
+			"_BERTH_SYNC=" + strconv.Itoa(3+len(extra)-1),
+			"_BERTH_JOIN=" + strings.Join(joins, ","),
+			"_BERTH_UNSHARE=" + strconv.Itoa(o.unshare),
+		},
+		Stdin: o.stdio[0], Stdout: o.stdio[1], Stderr: o.stdio[2],
+		ExtraFiles:  extra,
+		SysProcAttr: &syscall.SysProcAttr{},
+	}
+	if o.cgroup != nil {
+		// Born in its cgroup on cgroup v2 (clone3 CLONE_INTO_CGROUP): no window in which the
+		// child runs unaccounted, and no write to cgroup.procs on the start path.
+		if fd, ok, err := o.cgroup.CloneIntoFD(); err != nil {
+			parentSock.Close()
+			return nil, err
+		} else if ok {
+			defer unix.Close(fd)
+			cmd.SysProcAttr.UseCgroupFD = true
+			cmd.SysProcAttr.CgroupFD = fd
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		parentSock.Close()
+		return nil, fmt.Errorf("start init: %w", err)
+	}
+	c := &child{conn: handshake.New(parentSock)}
+	fail := func(err error) (*child, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if c.pid > 0 && c.pid != cmd.Process.Pid {
+			unix.Kill(c.pid, unix.SIGKILL)
+		}
+		parentSock.Close()
+		return nil, err
+	}
+	if o.cgroup != nil && !cmd.SysProcAttr.UseCgroupFD {
+		if err := o.cgroup.Apply(cmd.Process.Pid); err != nil {
+			return fail(fmt.Errorf("join cgroup: %w", err))
+		}
+	}
+	if _, err := parentSock.Write([]byte{'G'}); err != nil {
+		return fail(err)
+	}
+	r := c.conn.Reader()
+	for c.pid == 0 {
+		tag, err := r.ReadByte()
+		if err != nil {
+			return fail(errors.New("container init exited during setup"))
+		}
+		switch tag {
+		case 'U':
+			if err := writeIDMaps(cmd.Process.Pid, o.uidMaps, o.gidMaps); err != nil {
+				return fail(err)
+			}
+			if _, err := parentSock.Write([]byte{'u'}); err != nil {
+				return fail(err)
+			}
+		case 'P':
+			var pid int32
+			if err := binary.Read(r, binary.NativeEndian, &pid); err != nil {
+				return fail(err)
+			}
+			c.pid = int(pid)
+		case 'E':
+			var n int32
+			if err := binary.Read(r, binary.NativeEndian, &n); err != nil {
+				return fail(err)
+			}
+			msg := make([]byte, n)
+			io.ReadFull(r, msg)
+			return fail(errors.New(string(msg)))
+		default:
+			return fail(fmt.Errorf("nsenter: unexpected sync byte %q", tag))
+		}
+	}
+	if c.pid != cmd.Process.Pid {
+		// The intermediate forked into the pid namespace and exits now; reap it.
+		cmd.Wait()
+	} else {
+		cmd.Process.Release()
+	}
+	return c, nil
+}
+
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	format := func(ms []specs.LinuxIDMapping) []byte {
+		var b strings.Builder
+		for _, m := range ms {
+			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+		}
+		return []byte(b.String())
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/uid_map", pid), format(uids), 0); err != nil {
+		return fmt.Errorf("write uid_map: %w", err)
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/gid_map", pid), format(gids), 0); err != nil {
+		return fmt.Errorf("write gid_map: %w", err)
+	}
+	return nil
+}

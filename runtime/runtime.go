@@ -1,0 +1,204 @@
+// Package runtime implements the OCI runtime operations on a bundle (create, start, state,
+// kill, delete, exec, pause, resume, update, stats, ps, list). It knows nothing of images.
+//
+// A container's life, in processes:
+//
+//	create: runtime ──spawn──> berth init (runtime/nsenter joins/unshares namespaces, forks
+//	        into the pid namespace) ──handshake──> rootfs, hooks, confinement; init then blocks
+//	        opening <state>/exec.fifo, and create returns.
+//	start:  opens the fifo; init unblocks and execve's the program, which keeps init's pid.
+//	exec:   the same spawn, joining the namespaces of the init pid instead of creating them.
+//	delete: kills what is left in the cgroup, runs poststop hooks, removes cgroup and state.
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/runtime/cgroups"
+	"github.com/berth-dev/berth/runtime/state"
+)
+
+// Runtime holds the global options of the runc-compatible CLI.
+type Runtime struct {
+	Root    string // state directory root (default /run/berth/runtime)
+	Systemd bool   // --systemd-cgroup: cgroupsPath is "slice:prefix:name"
+	// Warn receives non-fatal notices (an LSM the host lacks, a poststop hook failure).
+	Warn func(format string, args ...any)
+}
+
+// Status values beyond the OCI ones.
+const statusPaused = "paused"
+
+func (r *Runtime) warn(format string, args ...any) {
+	if r.Warn != nil {
+		r.Warn(format, args...)
+	}
+}
+
+func (r *Runtime) seccompCache() string { return filepath.Join(r.Root, ".seccomp-cache") }
+
+// Container is a loaded state record plus its live status.
+type Container struct {
+	*state.State
+	Status string
+	dir    string
+	rt     *Runtime
+}
+
+// Load reads a container's record and derives its status from the kernel.
+func (r *Runtime) Load(id string) (*Container, error) {
+	st, err := state.Load(r.Root, id)
+	if err != nil {
+		return nil, err
+	}
+	dir, _ := state.Dir(r.Root, id)
+	c := &Container{State: st, dir: dir, rt: r}
+	c.Status = c.status()
+	return c, nil
+}
+
+func (c *Container) alive() bool {
+	return c.Pid > 0 && state.StartTime(c.Pid) == c.PidStart
+}
+
+func (c *Container) status() string {
+	if !c.alive() {
+		return string(specs.StateStopped)
+	}
+	if _, err := os.Lstat(filepath.Join(c.dir, "exec.fifo")); err == nil {
+		return string(specs.StateCreated)
+	}
+	if cg, err := c.cgroup(); err == nil {
+		if paused, _ := cg.Paused(); paused {
+			return statusPaused
+		}
+	}
+	return string(specs.StateRunning)
+}
+
+func (c *Container) cgroup() (*cgroups.Manager, error) {
+	return cgroups.New(c.CgroupsPath, c.ID, c.Systemd)
+}
+
+// OCIState is the OCI state of the container (what `state` prints, and hooks read).
+func (c *Container) OCIState() *specs.State {
+	return &specs.State{
+		Version:     specs.Version,
+		ID:          c.ID,
+		Status:      specs.ContainerState(c.Status),
+		Pid:         c.pidIfAlive(),
+		Bundle:      c.Bundle,
+		Annotations: c.Annotations,
+	}
+}
+
+func (c *Container) pidIfAlive() int {
+	if c.Status == string(specs.StateStopped) {
+		return 0
+	}
+	return c.Pid
+}
+
+// StateJSON is `runc state` output: the OCI state plus rootfs, created and owner.
+type StateJSON struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      string            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Describe returns the record `state` and `list` print.
+func (c *Container) Describe() StateJSON {
+	return StateJSON{
+		OCIVersion: specs.Version, ID: c.ID, Pid: c.pidIfAlive(), Status: c.Status,
+		Bundle: c.Bundle, Rootfs: c.Rootfs, Created: c.Created, Owner: c.Owner,
+		Annotations: c.Annotations,
+	}
+}
+
+// List loads every container under the root.
+func (r *Runtime) List() ([]*Container, error) {
+	ids, err := state.List(r.Root)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Container
+	for _, id := range ids {
+		if c, err := r.Load(id); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// LoadSpec reads and checks <bundle>/config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s/config.json does not exist", ErrBadConfig, bundle)
+		}
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	if err := validate(&spec); err != nil {
+		return nil, err
+	}
+	return &spec, nil
+}
+
+func validate(spec *specs.Spec) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, args...))
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return bad("root.path is required")
+	}
+	if spec.Process == nil {
+		return bad("process is required")
+	}
+	if len(spec.Process.Args) == 0 {
+		return bad("process.args must not be empty")
+	}
+	if spec.Linux == nil {
+		return bad("linux section is required")
+	}
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for _, ns := range spec.Linux.Namespaces {
+		if _, ok := nsFlags[ns.Type]; !ok {
+			return bad("unknown namespace type %q", ns.Type)
+		}
+		if seen[ns.Type] {
+			return bad("namespace %q listed twice", ns.Type)
+		}
+		seen[ns.Type] = true
+	}
+	if seen[specs.UserNamespace] && len(spec.Linux.UIDMappings) == 0 && !hasPath(spec, specs.UserNamespace) {
+		return bad("a new user namespace needs linux.uidMappings and linux.gidMappings")
+	}
+	return nil
+}
+
+func hasPath(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == t && ns.Path != "" {
+			return true
+		}
+	}
+	return false
+}

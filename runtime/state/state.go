@@ -1,0 +1,199 @@
+// Package state keeps one directory per container under the runtime root:
+//
+//	<root>/<id>/state.json   the record below, replaced atomically (temp + fsync + rename + dir fsync)
+//	<root>/<id>/exec.fifo    exists from create until start: init blocks opening it for writing
+//	<root>/<id>/.lock        flock(2) target serialising every mutation of this container
+//
+// The directory is created with mkdir(2), so two creates of one id cannot both win. Status is
+// not stored: it is derived from the process (alive? same start time?), the fifo and the
+// freezer, so a crash can never leave a stale "running" behind.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors, translated to messages at the CLI.
+var (
+	ErrExist    = errors.New("container id already in use")
+	ErrNotExist = errors.New("container does not exist")
+	ErrBadID    = errors.New("invalid container id")
+)
+
+// State is the on-disk record of one container.
+type State struct {
+	ID          string            `json:"id"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Pid         int               `json:"pid"`
+	PidStart    uint64            `json:"pid_start"` // /proc/<pid>/stat starttime: guards against pid reuse
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	CgroupsPath string            `json:"cgroups_path"`
+	Systemd     bool              `json:"systemd,omitempty"`
+	// Namespaces maps a namespace type to the path exec must join ("" entries are shared with the host).
+	Namespaces map[string]string `json:"namespaces,omitempty"`
+	// Config is the bundle's config.json as it was at create (hooks, process defaults, resources).
+	Config *specs.Spec `json:"config"`
+}
+
+var idPattern = regexp.MustCompile(`^[\w+\-.]+$`)
+
+// Dir returns the state directory of id under root after validating the id, so an id can never
+// name a path outside root.
+func Dir(root, id string) (string, error) {
+	if !idPattern.MatchString(id) || id == "." || id == ".." {
+		return "", fmt.Errorf("%w %q: use letters, digits, '_', '+', '-' and '.'", ErrBadID, id)
+	}
+	return filepath.Join(root, id), nil
+}
+
+// Create makes the container's directory; it fails with ErrExist if the id is taken.
+func Create(root, id string) (string, error) {
+	dir, err := Dir(root, id)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("%w: %s", ErrExist, id)
+		}
+		return "", err
+	}
+	return dir, nil
+}
+
+// Lock takes an exclusive flock on the container directory; call the returned func to release.
+func Lock(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// Save writes the record atomically.
+func Save(dir string, s *State) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(dir, "state.json"), data, 0o600)
+}
+
+// Load reads the record of id.
+func Load(root, id string) (*State, error) {
+	dir, err := Dir(root, id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
+		}
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("state of %s is corrupt: %w", id, err)
+	}
+	return &s, nil
+}
+
+// List returns the ids that have a state record under root.
+func List(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(root, e.Name(), "state.json")); err == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// WriteFileAtomic replaces path with data so a reader sees the old or the new file, never a mix,
+// even across a crash.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// StartTime reads field 22 of /proc/<pid>/stat (clock ticks since boot). It returns 0 when the
+// process does not exist or is a zombie, so "alive" means StartTime(pid) == recorded value.
+func StartTime(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// comm may contain spaces and parentheses: fields start after the last ')'.
+	i := len(data) - 1
+	for i >= 0 && data[i] != ')' {
+		i--
+	}
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	// fields[0] is the state, fields[19] the start time (field 22 of the whole line).
+	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+		return 0
+	}
+	start, _ := strconv.ParseUint(fields[19], 10, 64)
+	return start
+}

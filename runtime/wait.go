@@ -1,0 +1,48 @@
+package runtime
+
+import (
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+)
+
+// BecomeSubreaper makes orphaned descendants (the container's init and exec processes, which
+// runtime/nsenter forks away from us) our children, so a foreground `run` or `exec` can wait
+// for them. Call it before Create or Exec.
+func BecomeSubreaper() error {
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+}
+
+// WaitForward waits for pid to exit while forwarding the signals a foreground runtime gets to
+// it, and returns the exit code a shell would report (128+signal when killed).
+func WaitForward(pid int) int {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			if sig, ok := s.(unix.Signal); ok && sig != unix.SIGCHLD && sig != unix.SIGURG && sig != unix.SIGWINCH {
+				unix.Kill(pid, sig)
+			}
+		}
+	}()
+	for {
+		var ws unix.WaitStatus
+		// Reap any other orphan that lands on us, but report only pid.
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 255
+		}
+		if got != pid {
+			continue
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+}

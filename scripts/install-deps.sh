@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what berth needs on a fresh Debian machine (root): the C toolchain bits for the cgo
+# constructor and static libseccomp, busybox-static for the test bundle, and the Go modules.
+# `install-deps.sh engines` also installs the engines the interop tests drive; `bench` the peers.
+set -euo pipefail
+want=(gcc libc6-dev make libseccomp-dev busybox-static jq procps iproute2)
+case "${1:-}" in
+  engines) want+=(docker.io podman containerd crun runc) ;;
+  bench) want+=(runc crun hyperfine) ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+cd "$(dirname "$0")/.."
+go mod download
