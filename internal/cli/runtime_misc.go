@@ -25,7 +25,7 @@ import (
 
 type table struct{ tw *tabwriter.Writer }
 
-func newTable(w io.Writer) *table { return &table{tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)} }
+func newTable(w io.Writer) *table   { return &table{tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)} }
 func (t *table) row(cols ...string) { fmt.Fprintln(t.tw, strings.Join(cols, "\t")) }
 func (t *table) flush() error       { return t.tw.Flush() }
 
@@ -270,8 +270,8 @@ func features() map[string]any {
 			"capabilities": capNames(),
 			"cgroup":       map[string]bool{"v1": true, "v2": true, "systemd": false, "rdma": true},
 			"seccomp": map[string]any{
-				"enabled": true,
-				"actions": []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"},
+				"enabled":   true,
+				"actions":   []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"},
 				"operators": []string{"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"},
 				"archs":     []string{"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"},
 				"supportedFlags": []string{"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
