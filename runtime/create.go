@@ -92,6 +92,13 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	if err = unix.Mkfifo(fifoPath, 0o600); err != nil {
 		return 0, err
 	}
+	// In a user namespace init is an unprivileged host uid: the fifo must be its own to be
+	// reopened for writing.
+	if uid, gid := hostRoot(spec); uid != 0 || gid != 0 {
+		if err = os.Chown(fifoPath, uid, gid); err != nil {
+			return 0, err
+		}
+	}
 	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, err
@@ -175,6 +182,19 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		}
 	}
 	return ch.pid, nil
+}
+
+// hostRoot returns the host uid and gid that the container's root maps to.
+func hostRoot(spec *specs.Spec) (int, int) {
+	find := func(ms []specs.LinuxIDMapping) int {
+		for _, m := range ms {
+			if m.ContainerID == 0 {
+				return int(m.HostID)
+			}
+		}
+		return 0
+	}
+	return find(spec.Linux.UIDMappings), find(spec.Linux.GIDMappings)
 }
 
 // existingOrNil keeps the manager for cleanup only if Create got far enough to make dirs.

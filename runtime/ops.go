@@ -220,18 +220,19 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 	return state.Save(c.dir, c.State)
 }
 
-// Stats returns the cgroup statistics of a live container.
+// Stats returns the cgroup statistics of a container and its OOM kill count; they stay
+// readable after the container stopped, until delete.
 func (r *Runtime) Stats(id string) (*cgroups.Stats, uint64, error) {
 	c, err := r.Load(id)
 	if err != nil {
 		return nil, 0, err
 	}
-	if c.Status == string(specs.StateStopped) {
-		return nil, 0, fmt.Errorf("%w: %s", ErrNotRunning, id)
-	}
 	cg, err := c.cgroup()
 	if err != nil {
 		return nil, 0, err
+	}
+	if !cg.Exists() {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotRunning, id)
 	}
 	st, err := cg.Stats()
 	if err != nil {

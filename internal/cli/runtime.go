@@ -105,7 +105,7 @@ func NewRuntimeCommand(g *globalOpts) *cobra.Command {
 	pf.MarkHidden("criu")
 
 	cmd.AddCommand(
-		createCommand(rt), startCommand(rt), runCommand(rt), stateCommand(rt), killCommand(rt),
+		createCommand(rt), startCommand(rt), runCommand(rt, g), stateCommand(rt), killCommand(rt),
 		deleteCommand(rt), execCommand(rt), psCommand(rt), listCommand(rt), pauseCommand(rt),
 		resumeCommand(rt), eventsCommand(rt), updateCommand(rt), featuresCommand(), specCommand(),
 	)
@@ -149,7 +149,7 @@ func startCommand(rt *runtime.Runtime) *cobra.Command {
 	}
 }
 
-func runCommand(rt *runtime.Runtime) *cobra.Command {
+func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 	var o runtime.CreateOpts
 	var detach, keep bool
 	cmd := &cobra.Command{
@@ -195,6 +195,9 @@ func runCommand(rt *runtime.Runtime) *cobra.Command {
 			code := runtime.WaitForward(pid)
 			if term != nil {
 				term.wait()
+			}
+			if _, oom, err := rt.Stats(o.ID); err == nil && oom > 0 {
+				logger{g}.write("warning", fmt.Sprintf("container %s: a process was killed by the OOM killer (memory limit reached)", o.ID))
 			}
 			if !keep {
 				if err := rt.Delete(o.ID, true); err != nil {

@@ -95,7 +95,7 @@ func eventsCommand(rt *runtime.Runtime) *cobra.Command {
 				}
 				lastOOM = oom
 				if stats || first {
-					if err := printJSON(out, map[string]any{"type": "stats", "id": id, "data": st}, false); err != nil {
+					if err := printJSON(out, map[string]any{"type": "stats", "id": id, "data": st, "oom_kills": oom}, false); err != nil {
 						return err
 					}
 				}

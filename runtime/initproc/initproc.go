@@ -58,6 +58,7 @@ func Main() {
 	if err != nil || m.Config == nil {
 		os.Exit(1) // the runtime went away before configuring us
 	}
+	closeInheritedFds(m.Config, fd)
 	err = run(conn, m.Config)
 	// run returns only on failure; once `create` has returned nobody reads the socket, so
 	// the error also goes to stderr, which is the container's.
@@ -153,6 +154,27 @@ func run(conn *handshake.Conn, cfg *handshake.Config) error {
 		return fmt.Errorf("exec %s: %w", p.Args[0], err)
 	}
 	return nil
+}
+
+// closeInheritedFds closes every descriptor the runtime was started with by its caller and
+// passed on without meaning to (exec.Cmd passes any fd lacking CLOEXEC): only ours (the sync
+// socket, fifo, console socket) and the preserved ones stay. Go's own descriptors are CLOEXEC
+// and are left alone; closeExtraFds covers them before execve.
+func closeInheritedFds(cfg *handshake.Config, syncFd int) {
+	keep := map[int]bool{syncFd: true, cfg.FifoFd: true, cfg.ConsoleFd: true}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3+cfg.PreserveFds || keep[fd] {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
 }
 
 // waitForStart blocks until `start` opens exec.fifo, then says so through it.

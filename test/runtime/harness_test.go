@@ -51,6 +51,10 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
+	// A container with a user namespace runs as an unprivileged host uid: it must be able
+	// to reach the bundle (t.TempDir makes 0700 directories).
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
 	e := &env{t: t, root: filepath.Join(dir, "state"), bundle: filepath.Join(dir, "bundle")}
 	if out, err := exec.Command("cp", "-a", bundleDir, e.bundle).CombinedOutput(); err != nil {
 		t.Fatalf("copy bundle: %v: %s", err, out)
@@ -98,24 +102,31 @@ func (e *env) rt(args ...string) result {
 func (e *env) rtIn(stdin []byte, args ...string) result {
 	e.t.Helper()
 	cmd := exec.Command(berthBin, append([]string{"runtime", "--root", e.root}, args...)...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
+	// Files, not pipes: a created container inherits the runtime's stdio and keeps it open
+	// after the runtime exits, so a pipe would never reach EOF.
+	so, err := os.CreateTemp(e.t.TempDir(), "stdout")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer so.Close()
+	se, err := os.CreateTemp(e.t.TempDir(), "stderr")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer se.Close()
+	cmd.Stdout, cmd.Stderr = so, se
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
+	timer := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err = cmd.Run()
+	if err != nil && cmd.ProcessState == nil {
 		e.t.Fatal(err)
 	}
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		e.t.Fatalf("berth-runtime %v: timed out", args)
-	}
-	return result{so.String(), se.String(), cmd.ProcessState.ExitCode()}
+	out, _ := os.ReadFile(so.Name())
+	errOut, _ := os.ReadFile(se.Name())
+	return result{string(out), string(errOut), cmd.ProcessState.ExitCode()}
 }
 
 // must runs berth-runtime and fails the test on a non-zero exit.
