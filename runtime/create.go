@@ -58,6 +58,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		return 0, err
 	}
 	r.dropMissingLSM(spec.Process)
+	r.dropUnavailableCaps(spec.Process)
 
 	dir, err := state.Create(r.Root, o.ID)
 	if err != nil {

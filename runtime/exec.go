@@ -42,6 +42,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (int, error) {
 		return 0, fmt.Errorf("exec --tty needs --console-socket")
 	}
 	r.dropMissingLSM(p)
+	r.dropUnavailableCaps(p)
 	prog, flags, err := r.compileSeccomp(c.Config)
 	if err != nil {
 		return 0, err

@@ -6,7 +6,7 @@ set -euo pipefail
 want=(gcc libc6-dev make libseccomp-dev busybox-static jq procps iproute2)
 case "${1:-}" in
   engines) want+=(docker.io podman containerd crun runc) ;;
-  bench) want+=(runc crun hyperfine) ;;
+  bench) want+=(runc crun hyperfine time strace) ;;
 esac
 missing=()
 for p in "${want[@]}"; do

@@ -40,6 +40,9 @@ func init() {
 	}
 }
 
+// readySent records that the runtime no longer listens for our errors.
+var readySent bool
+
 // IsInit reports whether this process was started as a container init or exec process.
 func IsInit() bool { return os.Getenv(SyncEnv) != "" }
 
@@ -60,9 +63,9 @@ func Main() {
 	}
 	closeInheritedFds(m.Config, fd)
 	err = run(conn, m.Config)
-	// run returns only on failure; once `create` has returned nobody reads the socket, so
-	// the error also goes to stderr, which is the container's.
-	if conn.Send(handshake.Message{Kind: handshake.KindError, Error: err.Error()}) != nil || !m.Config.Exec {
+	// run returns only on failure. Before ready the runtime reports the error; after it
+	// (`create` has returned) nobody reads the socket, so it goes to the container's stderr.
+	if readySent || conn.Send(handshake.Message{Kind: handshake.KindError, Error: err.Error()}) != nil {
 		fmt.Fprintln(os.Stderr, "berth init:", err)
 	}
 	os.Exit(127)
@@ -135,6 +138,7 @@ func run(conn *handshake.Conn, cfg *handshake.Config) error {
 	if err := conn.Send(handshake.Message{Kind: handshake.KindReady}); err != nil {
 		return err
 	}
+	readySent = !cfg.Exec // exec's runtime keeps reading until our execve
 	if !cfg.Exec {
 		if err := waitForStart(cfg.FifoFd); err != nil {
 			return err
