@@ -72,10 +72,11 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		}
 		if initPid > 0 {
 			unix.Kill(initPid, unix.SIGKILL)
-			waitGone(initPid, 2*time.Second)
 		}
 		if cg != nil {
-			cg.Destroy()
+			if cerr := emptyAndDestroy(cg, 5*time.Second); cerr != nil {
+				r.warn("cleaning up after a failed create: %v", cerr)
+			}
 		}
 		os.RemoveAll(dir)
 	}()
@@ -90,7 +91,11 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	}
 
 	fifoPath := filepath.Join(dir, "exec.fifo")
-	if err = unix.Mkfifo(fifoPath, 0o600); err != nil {
+	// 0622: init may already run as the container's user when it opens the fifo to wait.
+	if err = unix.Mkfifo(fifoPath, 0o622); err != nil {
+		return 0, err
+	}
+	if err = os.Chmod(fifoPath, 0o622); err != nil { // mkfifo is subject to the umask
 		return 0, err
 	}
 	// In a user namespace init is an unprivileged host uid: the fifo must be its own to be

@@ -99,6 +99,12 @@ type cgroupPids interface {
 	Thaw() error
 }
 
+type cgroupControl interface {
+	cgroupPids
+	Exists() bool
+	Destroy() error
+}
+
 // signalAll freezes the cgroup while signalling so no process can fork away in between.
 func signalAll(cg cgroupPids, sig unix.Signal) error {
 	frozen := sig == unix.SIGKILL && cg.Freeze() == nil
@@ -136,23 +142,11 @@ func (r *Runtime) Delete(id string, force bool) error {
 	}
 	// Whatever else is left in the cgroup (exec'd processes, a container without its own pid
 	// namespace) goes too, so the cgroup can be removed.
-	deadline := time.Now().Add(10 * time.Second)
-	for cg.Exists() {
-		pids, _ := cg.Pids()
-		if len(pids) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v of %s did not die", pids, id)
-		}
-		signalAll(cg, unix.SIGKILL)
-		time.Sleep(5 * time.Millisecond)
+	if err := emptyAndDestroy(cg, 10*time.Second); err != nil {
+		return err
 	}
 	if c.Pid > 0 {
-		waitGone(c.Pid, 5*time.Second)
-	}
-	if err := cg.Destroy(); err != nil {
-		return fmt.Errorf("remove cgroup: %w", err)
+		waitGone(c.Pid, time.Second)
 	}
 	if c.Config != nil && c.Config.Hooks != nil {
 		c.Status = string(specs.StateStopped)
@@ -161,6 +155,27 @@ func (r *Runtime) Delete(id string, force bool) error {
 		}
 	}
 	return os.RemoveAll(c.dir)
+}
+
+// emptyAndDestroy kills every process in the cgroup, waits until the cgroup is really empty
+// (a dying task stays listed until all its threads have exited), then removes it.
+func emptyAndDestroy(cg cgroupControl, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for cg.Exists() {
+		pids, _ := cg.Pids()
+		if len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v did not die", pids)
+		}
+		signalAll(cg, unix.SIGKILL)
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := cg.Destroy(); err != nil {
+		return fmt.Errorf("remove cgroup: %w", err)
+	}
+	return nil
 }
 
 // Pause freezes every process of the container.
@@ -240,6 +255,20 @@ func (r *Runtime) Stats(id string) (*cgroups.Stats, uint64, error) {
 	}
 	oom, _ := cg.OOMKillCount()
 	return st, oom, nil
+}
+
+// OOMKills returns how many processes of the container the OOM killer took, reading only that
+// counter (foreground `run` asks once per container, on the exit path).
+func (r *Runtime) OOMKills(id string) (uint64, error) {
+	c, err := r.Load(id)
+	if err != nil {
+		return 0, err
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return 0, err
+	}
+	return cg.OOMKillCount()
 }
 
 // Pids lists the host pids of every process of the container.

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/state"
 )
 
 // Version is set at build time.
@@ -196,7 +197,7 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 			if term != nil {
 				term.wait()
 			}
-			if _, oom, err := rt.Stats(o.ID); err == nil && oom > 0 {
+			if oom, err := rt.OOMKills(o.ID); err == nil && oom > 0 {
 				logger{g}.write("warning", fmt.Sprintf("container %s: a process was killed by the OOM killer (memory limit reached)", o.ID))
 			}
 			if !keep {
@@ -259,6 +260,9 @@ func deleteCommand(rt *runtime.Runtime) *cobra.Command {
 			var errs []error
 			for _, id := range args {
 				if err := rt.Delete(id, force); err != nil {
+					if force && errors.Is(err, state.ErrNotExist) {
+						continue // as runc: forcing away what is already gone succeeds
+					}
 					errs = append(errs, err)
 				}
 			}

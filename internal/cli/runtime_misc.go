@@ -262,7 +262,7 @@ func features() map[string]any {
 		"ociVersionMin": "1.0.0",
 		"ociVersionMax": "1.2.0",
 		"hooks":         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
-		"mountOptions": []string{"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand", "noatime",
+		"mountOptions": []string{"tmpcopyup", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand", "noatime",
 			"nodev", "nodiratime", "noexec", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
 			"rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave", "strictatime", "suid", "sync", "unbindable"},
 		"linux": map[string]any{

@@ -5,12 +5,13 @@
 // in this order, as runc does, before execve of the container's program:
 //
 //	rootfs (mounts, createContainer hooks, pivot_root, console, sysctl, masked/ro paths)
-//	-> hostname, keyring -> resolve the program (errors reach `create`) -> ready
-//	-> wait on exec.fifo (init only) -> startContainer hooks
+//	-> hostname, keyring -> resolve the program
 //	-> rlimits, oom_score_adj, ioprio, LSM label, cwd (verified inside the root)
 //	-> [seccomp here when no_new_privs is off: loading needs CAP_SYS_ADMIN]
 //	-> bounding set, keep caps across setuid, groups/gid/uid, the five capability sets
-//	-> no_new_privs -> [seccomp here otherwise] -> mark every extra fd CLOEXEC -> execve
+//	-> no_new_privs -> [seccomp here otherwise] -> mark every extra fd CLOEXEC
+//	-> ready (every error so far reaches `create`) -> wait on exec.fifo (init only)
+//	-> startContainer hooks -> execve
 package initproc
 
 import (
@@ -135,6 +136,11 @@ func run(conn *handshake.Conn, cfg *handshake.Config) error {
 	if err != nil {
 		return err
 	}
+	// Confine before reporting ready, as runc does: a created container is already limited,
+	// and a limit the kernel refuses (an rlimit above nr_open, say) fails `create`.
+	if err := finalize(cfg, p); err != nil {
+		return err
+	}
 	if err := conn.Send(handshake.Message{Kind: handshake.KindReady}); err != nil {
 		return err
 	}
@@ -150,9 +156,6 @@ func run(conn *handshake.Conn, cfg *handshake.Config) error {
 				return err
 			}
 		}
-	}
-	if err := finalize(cfg, p); err != nil {
-		return err
 	}
 	if err := unix.Exec(path, p.Args, p.Env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.Args[0], err)

@@ -159,7 +159,12 @@ func bindHierarchy(tmpfs *os.File, m *mountinfo.Info, e cgroupEntry, o *mountOpt
 		// cgroup is never the host's root) a fresh instance of the hierarchy
 		// shows exactly our cgroup, while the host's mount would show the
 		// host's root through paths like "/..".
-		return mountHierarchy(tmpfs, m, e.controllers, o)
+		// Outside a cgroup namespace of our own (a process really at the host's
+		// root cgroup) a user namespace may refuse the fresh mount: bind instead.
+		err := mountHierarchy(tmpfs, m, e.controllers, o)
+		if !isErrno(err, unix.EPERM, unix.EBUSY) {
+			return err
+		}
 	}
 	cgPath := e.path
 	rel := cgPath

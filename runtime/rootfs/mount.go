@@ -23,6 +23,7 @@ type mountOpts struct {
 	props            []propagation
 	data             []string // fsconfig keys, in order; includes sync/dirsync
 	idmap            bool
+	copyUp           bool // tmpcopyup: fill a tmpfs with what the image has there
 	unsupported      string
 }
 
@@ -100,7 +101,7 @@ func parseMountOptions(opts []string) mountOpts {
 		case opt == "idmap" || opt == "ridmap":
 			o.idmap = true
 		case opt == "tmpcopyup":
-			o.unsupported = opt
+			o.copyUp = true
 		case opt == "defaults" || opt == "remount" || opt == "mand" || opt == "nomand" ||
 			opt == "async" || opt == "loud" || opt == "silent" || opt == "" ||
 			strings.HasPrefix(opt, "x-"):
@@ -253,6 +254,9 @@ func mountFS(root *os.File, typ, source, dest string, o *mountOpts) error {
 		return err
 	}
 	defer target.Close()
+	if o.copyUp && typ == "tmpfs" {
+		return mountTmpfsCopyUp(target, source, o)
+	}
 	mnt, err := newFS(typ, source, o.data, o.attrSet)
 	if err != nil {
 		return err

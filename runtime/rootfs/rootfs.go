@@ -45,11 +45,11 @@ type Options struct {
 	Console string
 	// BeforePivot runs once every mount and device is in place, before
 	// pivot_root: the OCI createRuntime and createContainer hooks go here.
-	BeforePivot func() error
+	BeforePivot func() error `json:"-"`
 	// AfterPivot runs right after pivot_root, before read-only and masked
 	// paths: the pty and /dev/console, and sysctls (written through
 	// /proc/sys before it turns read-only) go here.
-	AfterPivot func() error
+	AfterPivot func() error `json:"-"`
 }
 
 // Setup builds the whole view and leaves the process with "/" = the

@@ -91,13 +91,15 @@ func Lock(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// Save writes the record atomically.
+// Save writes the record atomically. It does not fsync: the runtime's state lives under /run
+// (tmpfs) and dies with the machine by design, while the rename alone already guarantees that
+// a reader or a crashed writer never sees half a file.
 func Save(dir string, s *State) error {
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, "state.json"), data, 0o600)
+	return writeFile(filepath.Join(dir, "state.json"), data, 0o600, false)
 }
 
 // Load reads the record of id.
@@ -139,8 +141,12 @@ func List(root string) ([]string, error) {
 }
 
 // WriteFileAtomic replaces path with data so a reader sees the old or the new file, never a mix,
-// even across a crash.
+// even across a crash of the machine.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFile(path, data, mode, true)
+}
+
+func writeFile(path string, data []byte, mode os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path))
 	if err != nil {
@@ -156,15 +162,20 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {

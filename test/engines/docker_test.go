@@ -77,6 +77,7 @@ func TestDocker(t *testing.T) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(dockerd, args...)
+	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not in the test's process group
 	if err := cmd.Start(); err != nil {
@@ -91,7 +92,9 @@ func TestDocker(t *testing.T) {
 		global:         []string{"--host", "unix://" + sock},
 		env:            []string{"DOCKER_CONFIG=" + filepath.Join(dir, "cli")},
 		cgParent:       cgParent,
+		dir:            dir,
 		createFailCode: 125,
+		rmForce:        []string{"rm", "-f"},
 	}
 	t.Cleanup(func() {
 		stopDockerd(t, e, cmd, exited, dir)
@@ -124,6 +127,7 @@ func TestDocker(t *testing.T) {
 
 	// The busybox image from the bundle's rootfs.
 	tarball := rootfsTar(t, dir)
+	shareDir(t, dir)
 	if r := e.cli(runtimeSel{}, "", "import", tarball, image); r.code != 0 {
 		t.Fatalf("docker import: %v", r)
 	}
@@ -133,9 +137,16 @@ func TestDocker(t *testing.T) {
 		runtimeSel{name: "berth", run: []string{"--runtime", "berth"}},
 	)
 
-	// Both runtimes ran containers in this cgroup parent; berth's must have left none behind.
 	if r := e.cli(runtimeSel{}, "", "ps", "-aq"); strings.TrimSpace(r.out) != "" {
 		t.Errorf("containers left after the scenarios: %q", r.out)
+	}
+	// The shim gives both runtimes the state root <exec-root>/runtime-runc/moby: every
+	// container's state must be gone (berth keeps its seccomp cache in a dot dir there).
+	entries, _ := os.ReadDir(filepath.Join(dir, "exec", "runtime-runc", "moby"))
+	for _, en := range entries {
+		if !strings.HasPrefix(en.Name(), ".") {
+			t.Errorf("runtime state left behind: %s", en.Name())
+		}
 	}
 }
 
@@ -145,7 +156,7 @@ func stopDockerd(t *testing.T, e *engine, cmd *exec.Cmd, exited chan struct{}, d
 	t.Helper()
 	if r := e.cli(runtimeSel{}, "", "ps", "-aq"); r.code == 0 {
 		if ids := strings.Fields(r.out); len(ids) > 0 {
-			e.cli(runtimeSel{}, "", append([]string{"rm", "-f"}, ids...)...)
+			e.rm(runtimeSel{}, ids...)
 		}
 	}
 	containerdPid := 0

@@ -74,11 +74,30 @@ func TestMain(m *testing.M) {
 		}
 		cleanup = func() { os.RemoveAll(dir) }
 	}
+	before := dirNames(".")
 	code := m.Run()
 	if cleanup != nil {
 		cleanup()
 	}
+	// The engines (and the processes they start) must not drop files in the working
+	// directory: every command runs in its engine's temp dir.
+	for name := range dirNames(".") {
+		if !before[name] {
+			fmt.Fprintf(os.Stderr, "FAIL: %s was created in the package directory by an engine\n", name)
+			code = 1
+		}
+	}
 	os.Exit(code)
+}
+
+// dirNames is the set of names in dir.
+func dirNames(dir string) map[string]bool {
+	names := map[string]bool{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	return names
 }
 
 // shortTempDir makes a temp dir directly under /tmp (overlay mount options and unix socket
@@ -177,11 +196,13 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
 }
 
-// run runs a command with a timeout, optional stdin and extra environment.
-func run(timeout time.Duration, env []string, stdin string, name string, args ...string) result {
+// run runs a command in dir (when not empty) with a timeout, optional stdin and extra
+// environment.
+func run(timeout time.Duration, dir string, env []string, stdin string, name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
@@ -430,10 +451,13 @@ func (h hostPaths) cleanup(t *testing.T) {
 		if fi.IsDir() {
 			if err := os.Remove(p); err != nil {
 				t.Logf("left %s in place (not empty: another engine may use it): %v", p, err)
+				continue
 			}
+		} else if err := os.Remove(p); err != nil {
+			t.Errorf("remove %s: %v", p, err)
 			continue
 		}
-		os.Remove(p)
+		t.Logf("removed %s, which the engine created", p)
 	}
 }
 
@@ -460,7 +484,7 @@ func overlaySupported() bool {
 func rootfsTar(t *testing.T, dir string) string {
 	t.Helper()
 	tarball := filepath.Join(dir, "rootfs.tar")
-	if r := run(60*time.Second, nil, "", "tar", "-C", bundleRootfs, "-cf", tarball, "."); r.code != 0 {
+	if r := run(60*time.Second, "", nil, "", "tar", "-C", bundleRootfs, "-cf", tarball, "."); r.code != 0 {
 		t.Fatalf("tar the bundle rootfs: %v", r)
 	}
 	return tarball
@@ -511,4 +535,15 @@ func grepTail(path, substr string, n int) string {
 		ls = ls[len(ls)-n:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+// shareDir makes dir/share/f ("shared-data"), the bind-mount source of the mounts scenario.
+func shareDir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "share"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "share", "f"), []byte("shared-data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

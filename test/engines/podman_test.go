@@ -30,7 +30,7 @@ func TestPodman(t *testing.T) {
 	dir := shortTempDir(t, "bp-")
 	// Paths podman creates whatever its flags (the blob info cache of `import`), and the
 	// shared-memory lock file it would use without lock_type = "file".
-	host := snapshotHostPaths("/var/lib/containers/cache", "/var/lib/containers", "/dev/shm/libpod_lock")
+	host := snapshotHostPaths("/var/lib/containers/cache/blob-info-cache-v1.boltdb", "/var/lib/containers/cache", "/var/lib/containers", "/dev/shm/libpod_lock")
 	t.Cleanup(func() { host.cleanup(t) })
 	cgParent := filepath.Base(dir)
 	t.Cleanup(func() { removeCgroupParent(t, cgParent) })
@@ -95,7 +95,9 @@ network_config_dir = %q
 		runArgs:        []string{"--network", "none", "--cgroup-parent", "/" + cgParent},
 		cgParent:       cgParent,
 		cgKeep:         []string{"conmon"}, // podman puts conmon in <parent>/conmon
+		dir:            dir,
 		createFailCode: 126,
+		rmForce:        []string{"rm", "-f", "-t", "0"},
 	}
 	t.Cleanup(func() {
 		stopPodman(t, e, dir)
@@ -110,6 +112,7 @@ network_config_dir = %q
 	}
 	t.Logf("podman %s, storage driver %s, data under %s", strings.TrimSpace(r.out), driver, dir)
 	tarball := rootfsTar(t, dir)
+	shareDir(t, dir)
 	if r := e.cli(runtimeSel{}, "", "import", "--quiet", tarball, image); r.code != 0 {
 		t.Fatalf("podman import: %v", r)
 	}

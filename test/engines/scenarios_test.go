@@ -3,6 +3,7 @@ package engines_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,13 +16,20 @@ import (
 type engine struct {
 	name     string
 	bin      string   // the CLI
+	dir      string   // the engine's temp dir: commands run there; dir/share/f for bind mounts
 	global   []string // global flags, before the subcommand
 	env      []string // extra environment for the CLI
-	runArgs  []string // flags every `run` gets (network, cgroup parent, ...)
+	runArgs  []string // flag/value pairs every `run` gets (network, cgroup parent, ...)
+	rmForce  []string // removes a running container at once (podman's rm -f waits 10s for SIGTERM unless -t 0)
 	cgParent string   // the cgroup every container of this engine is created under
 	cgKeep   []string // the engine's own cgroups under cgParent (podman's conmon)
 	// exit code of `run` when the OCI runtime's create fails (docker 125, podman 126)
 	createFailCode int
+}
+
+// rm force-removes containers, ignoring errors (for cleanups).
+func (e *engine) rm(rt runtimeSel, names ...string) result {
+	return e.cli(rt, "", slices.Concat(e.rmForce, names)...)
 }
 
 // runtimeSel picks the OCI runtime: docker takes --runtime NAME on run (the daemon knows the
@@ -35,13 +43,22 @@ type runtimeSel struct {
 // cli runs one engine command.
 func (e *engine) cli(rt runtimeSel, stdin string, args ...string) result {
 	full := slices.Concat(e.global, rt.global, args)
-	return run(120*time.Second, e.env, stdin, e.bin, full...)
+	// In the engine's temp dir: conmon writes its "oom" marker file into its working
+	// directory, which it inherits from podman.
+	return run(120*time.Second, e.dir, e.env, stdin, e.bin, full...)
 }
 
 // runCtr is `run` with the runtime and the engine's run flags, then flags (options, image and
 // command).
 func (e *engine) runCtr(rt runtimeSel, stdin string, flags ...string) result {
-	return e.cli(rt, stdin, slices.Concat([]string{"run"}, rt.run, e.runArgs, flags)...)
+	// e.runArgs are flag/value pairs; one that flags sets itself gives way.
+	var defaults []string
+	for i := 0; i+1 < len(e.runArgs); i += 2 {
+		if !slices.Contains(flags, e.runArgs[i]) {
+			defaults = append(defaults, e.runArgs[i], e.runArgs[i+1])
+		}
+	}
+	return e.cli(rt, stdin, slices.Concat([]string{"run"}, rt.run, defaults, flags)...)
 }
 
 // must runs an engine command and fails the test unless it exits 0; it returns stdout.
@@ -57,7 +74,7 @@ func (e *engine) must(t *testing.T, rt runtimeSel, args ...string) string {
 // detached starts a `run -d` container named name and registers its forced removal.
 func (e *engine) detached(t *testing.T, rt runtimeSel, name string, flags ...string) {
 	t.Helper()
-	t.Cleanup(func() { e.cli(rt, "", "rm", "-f", name) })
+	t.Cleanup(func() { e.rm(rt, name) })
 	r := e.runCtr(rt, "", slices.Concat([]string{"-d", "--name", name}, flags)...)
 	if r.code != 0 {
 		t.Fatalf("%s run -d %v: %v", e.name, flags, r)
@@ -85,23 +102,31 @@ func (e *engine) waitReady(t *testing.T, rt runtimeSel, name, file string) {
 type scenario struct {
 	name string
 	fn   func(t *testing.T, e *engine, rt runtimeSel, name string)
+	only string // run only with this engine (a feature the other lacks)
 }
 
 // scenarios run in order for each runtime; each gets a container name unique in the engine.
 var scenarios = []scenario{
-	{"output", scenarioOutput},
-	{"user-workdir", scenarioUserWorkdir},
-	{"tty", scenarioTTY},
-	{"stdin", scenarioStdin},
-	{"exec", scenarioExec},
-	{"limits", scenarioLimits},
-	{"stop-term", scenarioStopTerm},
-	{"stop-kill-rm", scenarioStopKillRm},
-	{"kill-signal", scenarioKillSignal},
-	{"exit-code", scenarioExitCode},
-	{"bad-command", scenarioBadCommand},
-	{"init-error", scenarioInitError},
-	{"pause", scenarioPause},
+	{"output", scenarioOutput, ""},
+	{"user-workdir", scenarioUserWorkdir, ""},
+	{"tty", scenarioTTY, ""},
+	{"stdin", scenarioStdin, ""},
+	{"exec", scenarioExec, ""},
+	{"limits", scenarioLimits, ""},
+	{"stop-term", scenarioStopTerm, ""},
+	{"stop-kill-rm", scenarioStopKillRm, ""},
+	{"kill-signal", scenarioKillSignal, ""},
+	{"exit-code", scenarioExitCode, ""},
+	{"bad-command", scenarioBadCommand, ""},
+	{"init-error", scenarioInitError, ""},
+	{"pause", scenarioPause, ""},
+	{"join-namespaces", scenarioJoinNamespaces, ""},
+	{"mounts", scenarioMounts, ""},
+	{"tmpfs", scenarioTmpfs, ""},
+	{"top-restart", scenarioTopRestart, ""},
+	{"oom", scenarioOOM, ""},
+	{"update", scenarioUpdate, "docker"}, // podman 4.3 has no update
+	{"userns", scenarioUserns, "podman"}, // docker maps users only daemon-wide
 }
 
 // runScenarios runs every scenario with the reference runtime and with berth as subtests
@@ -111,11 +136,14 @@ func runScenarios(t *testing.T, e *engine, runtimes ...runtimeSel) {
 	for _, rt := range runtimes {
 		t.Run(rt.name, func(t *testing.T) {
 			for _, s := range scenarios {
+				if s.only != "" && s.only != e.name {
+					continue
+				}
 				t.Run(s.name, func(t *testing.T) {
 					name := fmt.Sprintf("be-%s-%s", rt.name, s.name)
 					// after the scenario's own cleanups have removed its containers
 					t.Cleanup(func() {
-						e.cli(rt, "", "rm", "-f", name)
+						e.rm(rt, name)
 						checkNoCgroupsLeft(t, e.cgParent, e.cgKeep...)
 					})
 					s.fn(t, e, rt, name)
@@ -206,7 +234,9 @@ func scenarioExec(t *testing.T, e *engine, rt runtimeSel, name string) {
 	if st := e.status(rt, name); st != "running" {
 		t.Fatalf("after the execs the container is %q, want running", st)
 	}
-	e.must(t, rt, "rm", "-f", name)
+	if r := e.rm(rt, name); r.code != 0 {
+		t.Fatalf("rm -f: %v", r)
+	}
 	if r := e.cli(rt, "", "inspect", name); r.code == 0 {
 		t.Fatalf("container still there after rm -f")
 	}
@@ -295,6 +325,11 @@ func scenarioBadCommand(t *testing.T, e *engine, rt runtimeSel, _ string) {
 	if !strings.Contains(r.err, "permission denied") {
 		t.Errorf("run /etc/passwd: the error does not say why: %q", r.err)
 	}
+	// After a failed create the engines run `delete --force`, which runc answers with
+	// success when the container is already gone; podman shows any error to the user.
+	if strings.Contains(r.err, "does not exist") {
+		t.Errorf("run /etc/passwd: the runtime's delete --force of the failed container complained: %q", r.err)
+	}
 }
 
 // A process setting the container init cannot apply fails `create`, and the engine reports
@@ -330,5 +365,105 @@ func scenarioPause(t *testing.T, e *engine, rt runtimeSel, name string) {
 		t.Fatalf("after unpause the container is %q, want running", st)
 	}
 	want(t, "exec after unpause", e.cli(rt, "", "exec", name, "true"), 0)
-	e.must(t, rt, "rm", "-f", name)
+	want(t, "rm -f", e.rm(rt, name), 0)
+}
+
+// Bind mount (read-only) and read-only root.
+func scenarioMounts(t *testing.T, e *engine, rt runtimeSel, _ string) {
+	script := `cat /share/f
+touch /share/x 2>/dev/null && echo share-writable || echo share-ro
+touch /x 2>/dev/null && echo root-writable || echo root-ro`
+	r := e.runCtr(rt, "", "--rm", "--read-only", "-v", filepath.Join(e.dir, "share")+":/share:ro", image, "sh", "-c", script)
+	want(t, "run --read-only -v DIR:/share:ro", r, 0)
+	if got := lines(r.out); !slices.Equal(got, []string{"shared-data", "share-ro", "root-ro"}) {
+		t.Fatalf("want shared-data / share-ro / root-ro, got %q (stderr %q)", got, r.err)
+	}
+}
+
+// --tmpfs with a size (podman adds the runc extension option "tmpcopyup" to it).
+func scenarioTmpfs(t *testing.T, e *engine, rt runtimeSel, _ string) {
+	script := `touch /scratch/x && echo scratch-ok
+df -k /scratch | tail -n 1 | awk '{print $2}'`
+	r := e.runCtr(rt, "", "--rm", "--tmpfs", "/scratch:size=1m", image, "sh", "-c", script)
+	want(t, "run --tmpfs /scratch:size=1m", r, 0)
+	if got := lines(r.out); !slices.Equal(got, []string{"scratch-ok", "1024"}) {
+		t.Fatalf("want scratch-ok / 1024, got %q (stderr %q)", got, r.err)
+	}
+}
+
+// top lists the container's processes (docker: through the runtime's ps); restart runs it
+// again under the same name.
+func scenarioTopRestart(t *testing.T, e *engine, rt runtimeSel, name string) {
+	e.detached(t, rt, name, image, "sleep", "1000")
+	if out := e.must(t, rt, "top", name); !strings.Contains(out, "sleep 1000") {
+		t.Fatalf("top does not show the container's sleep 1000:\n%s", out)
+	}
+	e.must(t, rt, "restart", "-t", "1", name)
+	if st := e.status(rt, name); st != "running" {
+		t.Fatalf("after restart the container is %q, want running", st)
+	}
+	r := e.cli(rt, "", "exec", name, "sh", "-c", `tr '\0' ' ' < /proc/1/cmdline`)
+	want(t, "exec after restart", r, 0)
+	if got := norm(r.out); got != "sleep 1000" {
+		t.Fatalf("after restart pid 1 is %q, want sleep 1000", got)
+	}
+	want(t, "rm -f", e.rm(rt, name), 0)
+}
+
+// A container over its memory limit is OOM-killed: 137, and docker says OOMKilled.
+func scenarioOOM(t *testing.T, e *engine, rt runtimeSel, name string) {
+	t.Cleanup(func() { e.rm(rt, name) })
+	r := e.runCtr(rt, "", "--name", name, "--memory", "8m", image, "sh", "-c", `x=a; while :; do x="$x$x"; done`)
+	want(t, "run --memory 8m (memory hog)", r, 137)
+	if e.name == "docker" { // podman 4.3 does not notice the OOM kill on cgroup v1, with runc either
+		if got := strings.TrimSpace(e.must(t, rt, "inspect", "-f", "{{.State.OOMKilled}}", name)); got != "true" {
+			t.Fatalf("OOMKilled: want true, got %s", got)
+		}
+	}
+	e.must(t, rt, "rm", name)
+}
+
+// update changes a running container's limits (the shim calls the runtime's update).
+func scenarioUpdate(t *testing.T, e *engine, rt runtimeSel, name string) {
+	e.detached(t, rt, name, "--memory", "64m", image, "sleep", "1000")
+	e.must(t, rt, "update", "--memory", "32m", "--memory-swap", "64m", "--cpus", "0.25", "--pids-limit", "20", name)
+	script := `cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max
+cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max
+cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max`
+	r := e.cli(rt, "", "exec", name, "sh", "-c", script)
+	want(t, "exec after update", r, 0)
+	if got := lines(r.out); !slices.Equal(got, []string{"33554432", "20", "25000"}) {
+		t.Fatalf("after update: want memory 33554432 / pids 20 / cpu quota 25000, got %q (stderr %q)", got, r.err)
+	}
+	want(t, "rm -f", e.rm(rt, name), 0)
+}
+
+// A user namespace from --uidmap/--gidmap: root inside is 100000 outside.
+func scenarioUserns(t *testing.T, e *engine, rt runtimeSel, _ string) {
+	r := e.runCtr(rt, "", "--rm", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", image,
+		"sh", "-c", "id -u; cat /proc/self/uid_map; cat /proc/self/gid_map; stat -c %u /bin/busybox")
+	want(t, "run --uidmap --gidmap", r, 0)
+	got := lines(r.out)
+	if len(got) != 4 || got[0] != "0" || strings.Join(strings.Fields(got[1]), " ") != "0 100000 65536" ||
+		strings.Join(strings.Fields(got[2]), " ") != "0 100000 65536" || got[3] != "0" {
+		t.Fatalf("want 0 / 0 100000 65536 (uid and gid maps) / 0 (rootfs owned by root inside), got %q (stderr %q)", got, r.err)
+	}
+}
+
+// A container joining another's pid, ipc and network namespaces (by /proc/<pid>/ns paths).
+func scenarioJoinNamespaces(t *testing.T, e *engine, rt runtimeSel, name string) {
+	const nsScript = `for ns in pid ipc net; do ls -l /proc/self/ns/$ns | sed 's/.*-> //'; done`
+	e.detached(t, rt, name, "--ipc", "shareable", image, "sleep", "1000")
+	r := e.cli(rt, "", "exec", name, "sh", "-c", nsScript)
+	want(t, "exec (namespaces of the first container)", r, 0)
+	first := lines(r.out)
+	c := "container:" + name
+	r = e.runCtr(rt, "", "--rm", "--pid", c, "--ipc", c, "--network", c, image, "sh", "-c",
+		`tr '\0' ' ' < /proc/1/cmdline; echo; `+nsScript)
+	want(t, "run --pid/--ipc/--network container:", r, 0)
+	got := lines(r.out)
+	if len(got) != 4 || got[0] != "sleep 1000" || !slices.Equal(got[1:], first) {
+		t.Fatalf("want pid 1 = sleep 1000 and the namespaces %q, got %q (stderr %q)", first, got, r.err)
+	}
+	want(t, "rm -f", e.rm(rt, name), 0)
 }
