@@ -85,6 +85,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	r.remember(o.ID, cg)
 	if err = cg.Create(cgroupResources(spec)); err != nil {
 		cg = existingOrNil(cg)
 		return 0, fmt.Errorf("cgroup: %w", err)
@@ -114,6 +115,9 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	so := spawnOpts{cgroup: cg, stdio: o.Stdio, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings}
 	for i := 0; i < o.PreserveFds; i++ {
 		so.extra = append(so.extra, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	for clock, off := range spec.Linux.TimeOffsets {
+		so.timeOffsets += fmt.Sprintf("%s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
 	namespaces := map[string]string{}
 	inUserNS := false

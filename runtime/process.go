@@ -30,6 +30,8 @@ type nsJoin struct {
 type spawnOpts struct {
 	join    []nsJoin
 	unshare int
+	// timeOffsets is written to a new time namespace's timens_offsets.
+	timeOffsets string
 	uidMaps []specs.LinuxIDMapping
 	gidMaps []specs.LinuxIDMapping
 	cgroup  *cgroups.Manager
@@ -100,6 +102,7 @@ func spawn(o spawnOpts) (*child, error) {
 			"_BERTH_SYNC=" + strconv.Itoa(3+len(extra)-1),
 			"_BERTH_JOIN=" + strings.Join(joins, ","),
 			"_BERTH_UNSHARE=" + strconv.Itoa(o.unshare),
+			"_BERTH_TIMENS=" + o.timeOffsets,
 		},
 		Stdin: o.stdio[0], Stdout: o.stdio[1], Stderr: o.stdio[2],
 		ExtraFiles:  extra,

@@ -31,6 +31,10 @@ type Runtime struct {
 	Systemd bool   // --systemd-cgroup: cgroupsPath is "slice:prefix:name"
 	// Warn receives non-fatal notices (an LSM the host lacks, a poststop hook failure).
 	Warn func(format string, args ...any)
+
+	// cgroups remembers managers by container id for the life of this process: `run` loads
+	// its container four times, and each manager resolves every controller's mount once.
+	cgroups map[string]*cgroups.Manager
 }
 
 // Status values beyond the OCI ones.
@@ -50,6 +54,7 @@ type Container struct {
 	Status string
 	dir    string
 	rt     *Runtime
+	cg     *cgroups.Manager
 }
 
 // Load reads a container's record and derives its status from the kernel.
@@ -84,7 +89,27 @@ func (c *Container) status() string {
 }
 
 func (c *Container) cgroup() (*cgroups.Manager, error) {
-	return cgroups.New(c.CgroupsPath, c.ID, c.Systemd)
+	if c.cg != nil {
+		return c.cg, nil
+	}
+	if cg, ok := c.rt.cgroups[c.ID]; ok {
+		c.cg = cg
+		return cg, nil
+	}
+	cg, err := cgroups.New(c.CgroupsPath, c.ID, c.Systemd)
+	if err != nil {
+		return nil, err
+	}
+	c.cg = cg
+	c.rt.remember(c.ID, cg)
+	return cg, nil
+}
+
+func (r *Runtime) remember(id string, cg *cgroups.Manager) {
+	if r.cgroups == nil {
+		r.cgroups = map[string]*cgroups.Manager{}
+	}
+	r.cgroups[id] = cg
 }
 
 // OCIState is the OCI state of the container (what `state` prints, and hooks read).

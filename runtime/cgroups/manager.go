@@ -23,6 +23,9 @@ type Manager struct {
 	id   string
 	path string // absolute path inside the hierarchy, e.g. "/berth/<id>"
 	mode Mode
+	// lm is the library manager, built once: building it resolves every
+	// controller's mount point, and one runtime command asks several times.
+	lm cgroups.Manager
 }
 
 // New returns a manager for the container's cgroup; see the package doc for
@@ -45,12 +48,19 @@ func (m *Manager) Mode() Mode { return m.mode }
 // the library consults while creating/joining the cgroup (v1 cpu and cpuset
 // need it then); Set takes its resources separately.
 func (m *Manager) lib(res *cgroups.Resources) (cgroups.Manager, error) {
+	if res == nil && m.lm != nil {
+		return m.lm, nil
+	}
+	cached := res == nil
 	if res == nil {
 		res = &cgroups.Resources{}
 	}
 	lm, err := manager.New(&cgroups.Cgroup{Path: m.path, Resources: res})
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", m.path, err)
+	}
+	if cached {
+		m.lm = lm
 	}
 	return lm, nil
 }

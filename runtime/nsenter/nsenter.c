@@ -11,6 +11,7 @@
 //   _BERTH_SYNC=<fd>          the child end of the sync socketpair
 //   _BERTH_JOIN=<t>:<path>,.. namespaces to join, t in user,mnt,pid,net,ipc,uts,cgroup,time
 //   _BERTH_UNSHARE=<flags>    CLONE_NEW* flags of namespaces to create (decimal)
+//   _BERTH_TIMENS=<offsets>   lines "monotonic|boottime <secs> <nanosecs>" for a new time ns
 //
 // Protocol on the sync socket, before Go starts (one byte tags, native-endian int32):
 //   parent -> child  'G'                    the child is in its cgroup: go on
@@ -181,6 +182,18 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 		bail("nsenter: unshare namespaces 0x%x", rest);
 	if (rest & (CLONE_NEWPID | CLONE_NEWTIME))
 		forks = 1;
+	// A new time namespace takes its clock offsets before any process enters it (the
+	// fork below is the first).
+	const char *offsets = getenv("_BERTH_TIMENS");
+	if ((rest & CLONE_NEWTIME) && offsets != NULL && *offsets != '\0') {
+		int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			bail("nsenter: open timens_offsets");
+		size_t len = strlen(offsets);
+		if (write(fd, offsets, len) != (ssize_t)len)
+			bail("nsenter: write timens_offsets");
+		close(fd);
+	}
 
 	int32_t pid = getpid();
 	if (forks) {

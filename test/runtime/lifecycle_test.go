@@ -419,3 +419,17 @@ func TestListAndStateJSON(t *testing.T) {
 		t.Fatalf("list table: %q", out)
 	}
 }
+
+func TestTimeNamespaceOffsets(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+	e.spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
+	r := e.run("cat", "/proc/uptime")
+	var up float64
+	if _, err := fmt.Sscanf(r.stdout, "%f", &up); err != nil {
+		t.Fatalf("%q %q", r.stdout, r.stderr)
+	}
+	if up < 86400*365 {
+		t.Fatalf("uptime %.0f s inside: the boottime offset was not applied", up)
+	}
+}
