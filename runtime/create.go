@@ -30,6 +30,8 @@ type CreateOpts struct {
 	NoNewKeyring  bool
 	// Stdio of the container process; nil entries inherit the runtime's.
 	Stdio [3]*os.File
+	// Spec, when set, is the bundle's config.json already read by LoadSpec.
+	Spec *specs.Spec
 }
 
 // Create sets up the container and leaves its init waiting for Start. On any error nothing is
@@ -39,9 +41,11 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	spec, err := LoadSpec(bundle)
-	if err != nil {
-		return 0, err
+	spec := o.Spec
+	if spec == nil {
+		if spec, err = LoadSpec(bundle); err != nil {
+			return 0, err
+		}
 	}
 	rootfs := spec.Root.Path
 	if !filepath.IsAbs(rootfs) {
@@ -163,6 +167,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	if err = state.Save(dir, st); err != nil {
 		return 0, err
 	}
+	r.loaded(st)
 	ociState := &specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreating, Pid: ch.pid, Bundle: bundle, Annotations: spec.Annotations}
 	cfg.State = ociState
 	if err = ch.conn.Send(handshake.Message{Kind: handshake.KindConfig, Config: cfg}); err != nil {

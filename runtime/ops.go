@@ -146,6 +146,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 		return err
 	}
 	delete(r.cgroups, id)
+	delete(r.states, id)
 	if c.Pid > 0 {
 		waitGone(c.Pid, time.Second)
 	}

@@ -35,6 +35,9 @@ type Runtime struct {
 	// cgroups remembers managers by container id for the life of this process: `run` loads
 	// its container four times, and each manager resolves every controller's mount once.
 	cgroups map[string]*cgroups.Manager
+	// states caches records this process wrote or read; every Load still derives the status
+	// from the kernel.
+	states map[string]*state.State
 }
 
 // Status values beyond the OCI ones.
@@ -59,9 +62,13 @@ type Container struct {
 
 // Load reads a container's record and derives its status from the kernel.
 func (r *Runtime) Load(id string) (*Container, error) {
-	st, err := state.Load(r.Root, id)
-	if err != nil {
-		return nil, err
+	st, ok := r.states[id]
+	if !ok {
+		var err error
+		if st, err = state.Load(r.Root, id); err != nil {
+			return nil, err
+		}
+		r.loaded(st)
 	}
 	dir, _ := state.Dir(r.Root, id)
 	c := &Container{State: st, dir: dir, rt: r}
@@ -103,6 +110,13 @@ func (c *Container) cgroup() (*cgroups.Manager, error) {
 	c.cg = cg
 	c.rt.remember(c.ID, cg)
 	return cg, nil
+}
+
+func (r *Runtime) loaded(st *state.State) {
+	if r.states == nil {
+		r.states = map[string]*state.State{}
+	}
+	r.states[st.ID] = st
 }
 
 func (r *Runtime) remember(id string, cg *cgroups.Manager) {

@@ -168,6 +168,7 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				o.Spec = spec
 				if spec.Process.Terminal && o.ConsoleSocket == "" {
 					if term, err = newTerminal(); err != nil {
 						return err

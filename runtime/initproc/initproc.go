@@ -54,7 +54,7 @@ func Main() {
 		fmt.Fprintln(os.Stderr, "berth init: bad sync descriptor")
 		os.Exit(1)
 	}
-	for _, k := range []string{SyncEnv, "_BERTH_JOIN", "_BERTH_UNSHARE", "_BERTH_TIMENS"} {
+	for _, k := range []string{SyncEnv, "_BERTH_JOIN", "_BERTH_UNSHARE", "_BERTH_TIMENS", "GOMAXPROCS", "GOGC"} {
 		os.Unsetenv(k)
 	}
 	conn := handshake.New(os.NewFile(uintptr(fd), "sync"))
