@@ -90,9 +90,20 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		return 0, err
 	}
 	r.remember(o.ID, cg)
-	if err = cg.Create(cgroupResources(spec)); err != nil {
-		cg = existingOrNil(cg)
-		return 0, fmt.Errorf("cgroup: %w", err)
+	createCgroup := func() error {
+		if err := cg.Create(cgroupResources(spec)); err != nil {
+			return fmt.Errorf("cgroup: %w", err)
+		}
+		return nil
+	}
+	// On cgroup v2 the child is born in its cgroup, which must exist first; elsewhere the
+	// cgroup is made while the child starts (see spawn).
+	deferCgroup := cg.Mode() != cgroups.Unified
+	if !deferCgroup {
+		if err = createCgroup(); err != nil {
+			cg = existingOrNil(cg)
+			return 0, err
+		}
 	}
 
 	fifoPath := filepath.Join(dir, "exec.fifo")
@@ -117,6 +128,9 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	defer fifo.Close()
 
 	so := spawnOpts{cgroup: cg, stdio: o.Stdio, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings}
+	if deferCgroup {
+		so.whileStarting = createCgroup
+	}
 	for i := 0; i < o.PreserveFds; i++ {
 		so.extra = append(so.extra, os.NewFile(uintptr(3+i), "preserved"))
 	}
@@ -124,21 +138,24 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		so.timeOffsets += fmt.Sprintf("%s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
 	namespaces := map[string]string{}
-	inUserNS := false
+	inUserNS, newCgroupNS := false, false
 	for _, ns := range spec.Linux.Namespaces {
 		if ns.Type == specs.UserNamespace {
 			inUserNS = true
 		}
-		if ns.Path != "" {
+		switch {
+		case ns.Path != "":
 			so.join = append(so.join, nsJoin{ns.Type, ns.Path})
-		} else {
+		case ns.Type == specs.CgroupNamespace:
+			newCgroupNS = true // unshared by init, once it is in its cgroup
+		default:
 			so.unshare |= nsFlags[ns.Type]
 		}
 		namespaces[string(ns.Type)] = ns.Path
 	}
 	cfg := &handshake.Config{
 		Spec: spec, Process: spec.Process, Rootfs: rootfs, NoPivot: o.NoPivot,
-		NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds, InUserNS: inUserNS,
+		NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds, InUserNS: inUserNS, NewCgroupNS: newCgroupNS,
 		Seccomp: prog, SeccompFlags: flags, ConsoleFd: -1,
 	}
 	cfg.FifoFd = 3 + len(so.extra)

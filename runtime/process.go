@@ -35,12 +35,15 @@ type spawnOpts struct {
 	uidMaps []specs.LinuxIDMapping
 	gidMaps []specs.LinuxIDMapping
 	cgroup  *cgroups.Manager
-	stdio   [3]*os.File
+	// whileStarting runs while the child execs and enters its namespaces (cgroup v1 creation
+	// overlaps with it); the cgroup must exist when it returns.
+	whileStarting func() error
+	stdio         [3]*os.File
 	// extra are inherited from fd 3 up: the preserved descriptors first, then ours.
 	extra []*os.File
 }
 
-// child is a spawned init/exec process after runtime/nsenter's byte protocol.
+// child is a spawned init/exec process after runtime/nsenter's byte protocol, in its cgroup.
 type child struct {
 	pid  int
 	conn *handshake.Conn
@@ -137,13 +140,10 @@ func spawn(o spawnOpts) (*child, error) {
 		parentSock.Close()
 		return nil, err
 	}
-	if o.cgroup != nil && !cmd.SysProcAttr.UseCgroupFD {
-		if err := o.cgroup.Apply(cmd.Process.Pid); err != nil {
-			return fail(fmt.Errorf("join cgroup: %w", err))
+	if o.whileStarting != nil {
+		if err := o.whileStarting(); err != nil {
+			return fail(err)
 		}
-	}
-	if _, err := parentSock.Write([]byte{'G'}); err != nil {
-		return fail(err)
 	}
 	r := c.conn.Reader()
 	for c.pid == 0 {
@@ -175,6 +175,13 @@ func spawn(o spawnOpts) (*child, error) {
 			return fail(errors.New(string(msg)))
 		default:
 			return fail(fmt.Errorf("nsenter: unexpected sync byte %q", tag))
+		}
+	}
+	if o.cgroup != nil && !cmd.SysProcAttr.UseCgroupFD {
+		// Still in the runtime's cgroup, starting Go: nothing of the container runs before
+		// the config that follows this move.
+		if err := o.cgroup.Apply(c.pid); err != nil {
+			return fail(fmt.Errorf("join cgroup: %w", err))
 		}
 	}
 	if c.pid != cmd.Process.Pid {

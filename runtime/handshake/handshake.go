@@ -59,6 +59,9 @@ type Config struct {
 	PreserveFds int `json:"preserve_fds,omitempty"`
 	// InUserNS is true when the container has its own user namespace.
 	InUserNS bool `json:"in_userns,omitempty"`
+	// NewCgroupNS asks init to unshare the cgroup namespace: the parent has put it in its
+	// cgroup by the time this config arrives.
+	NewCgroupNS bool `json:"new_cgroupns,omitempty"`
 	// Seccomp is the compiled filter (compiled, and cached, by the runtime so a bad profile
 	// fails before any process exists), loaded with SeccompFlags.
 	Seccomp      []unix.SockFilter `json:"seccomp,omitempty"`

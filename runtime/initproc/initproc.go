@@ -86,6 +86,13 @@ func run(conn *handshake.Conn, cfg *handshake.Config) error {
 			}
 		}
 	} else {
+		if cfg.NewCgroupNS {
+			// Per thread, like every namespace: this locked thread is the one that builds
+			// the mounts (a fresh cgroup mount shows this namespace's root) and execve's.
+			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("unshare cgroup namespace: %w", err)
+			}
+		}
 		spec := cfg.Spec
 		opts := rootfs.Options{
 			Rootfs:   cfg.Rootfs,

@@ -14,7 +14,6 @@
 //   _BERTH_TIMENS=<offsets>   lines "monotonic|boottime <secs> <nanosecs>" for a new time ns
 //
 // Protocol on the sync socket, before Go starts (one byte tags, native-endian int32):
-//   parent -> child  'G'                    the child is in its cgroup: go on
 //   child  -> parent 'U'                    (new user ns only) write my uid_map/gid_map
 //   parent -> child  'u'                    maps written
 //   child  -> parent 'P' int32              pid of the process that will run Go (host view)
@@ -22,6 +21,11 @@
 // A new or joined pid (or time) namespace only applies to children, so after joining and
 // unsharing we fork once: the intermediate reports the grandchild's pid and exits; the
 // grandchild carries on into Go. After 'P' the socket belongs to runtime/handshake.
+//
+// The cgroup namespace is not created here: on cgroup v1 the parent moves the final process
+// into its cgroup only after 'P' (so that creating the cgroup overlaps with our start-up), and
+// a cgroup namespace takes its root from the cgroup at unshare time; runtime/initproc
+// unshares it once the parent says the process is in place.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -117,10 +121,6 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 	sync_fd = atoi(s);
 
 	char tag;
-	read_all(&tag, 1);
-	if (tag != 'G')
-		bail("nsenter: unexpected sync byte %d", tag);
-
 	// Open every namespace before joining any: once we are in another mount namespace
 	// the paths would resolve differently.
 	int fds[MAX_JOIN], flags[MAX_JOIN], njoin = 0, forks = 0;
