@@ -32,9 +32,9 @@ type spawnOpts struct {
 	unshare int
 	// timeOffsets is written to a new time namespace's timens_offsets.
 	timeOffsets string
-	uidMaps []specs.LinuxIDMapping
-	gidMaps []specs.LinuxIDMapping
-	cgroup  *cgroups.Manager
+	uidMaps     []specs.LinuxIDMapping
+	gidMaps     []specs.LinuxIDMapping
+	cgroup      *cgroups.Manager
 	// whileStarting runs while the child execs and enters its namespaces (cgroup v1 creation
 	// overlaps with it); the cgroup must exist when it returns.
 	whileStarting func() error
