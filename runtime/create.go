@@ -194,7 +194,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		return 0, err
 	}
 	if spec.Hooks != nil {
-		//nolint:staticcheck // prestart is deprecated but engines still use it.
+		//lint:ignore SA1019 prestart is deprecated, but engines still send it.
 		if err = hooks.Run("prestart", spec.Hooks.Prestart, ociState); err != nil {
 			return 0, err
 		}

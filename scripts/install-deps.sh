@@ -19,3 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 cd "$(dirname "$0")/.."
 go mod download
+# The linter `make lint` runs, pinned.
+[ -x "$(go env GOPATH)/bin/staticcheck" ] || go install honnef.co/go/tools/cmd/staticcheck@v0.8.2

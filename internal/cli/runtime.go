@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -400,9 +399,4 @@ func readJSONFile(path string, v any) error {
 		return fmt.Errorf("parse %s: %w", path, err)
 	}
 	return nil
-}
-
-func splitKV(s string) (string, string) {
-	k, v, _ := strings.Cut(s, "=")
-	return k, v
 }

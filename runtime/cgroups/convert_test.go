@@ -35,11 +35,12 @@ func TestFromSpec(t *testing.T) {
 		{
 			name: "memory",
 			in: specs.LinuxResources{Memory: &specs.LinuxMemory{
-				Limit:             ptr[int64](64 << 20),
-				Reservation:       ptr[int64](32 << 20),
-				Swap:              ptr[int64](128 << 20),
-				Kernel:            ptr[int64](1 << 20), //nolint:staticcheck // must be ignored
-				KernelTCP:         ptr[int64](1 << 20), //nolint:staticcheck // must be ignored
+				Limit:       ptr[int64](64 << 20),
+				Reservation: ptr[int64](32 << 20),
+				Swap:        ptr[int64](128 << 20),
+				//lint:ignore SA1019 the conversion must ignore the deprecated kernel limits
+				Kernel:            ptr[int64](1 << 20),
+				KernelTCP:         ptr[int64](1 << 20),
 				Swappiness:        ptr[uint64](10),
 				DisableOOMKiller:  ptr(true),
 				CheckBeforeUpdate: ptr(true),

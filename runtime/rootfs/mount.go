@@ -33,8 +33,7 @@ type propagation struct {
 }
 
 type attrOpt struct {
-	set, clr  uint64
-	recursive bool
+	set, clr uint64
 }
 
 // Atime modes are one field in mount_setattr: setting one requires clearing
