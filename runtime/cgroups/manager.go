@@ -94,6 +94,8 @@ func (m *Manager) Create(r *specs.LinuxResources) error {
 	if err := lm.Set(res); err != nil {
 		return m.undoCreate(lm, existed, fmt.Errorf("set resources on cgroup %s: %w", m.path, err))
 	}
+	// A manager built before the directories existed may have left controllers out.
+	m.lm = lm
 	return nil
 }
 
