@@ -44,6 +44,9 @@ type env struct {
 	root   string
 	bundle string
 	spec   *specs.Spec
+	// wrap prefixes every berth invocation (the cgroup v2 tests run it in a mount namespace
+	// whose /sys/fs/cgroup is the unified hierarchy).
+	wrap []string
 }
 
 // newEnv copies the busybox rootfs (tests may write to it) and loads the default config with
@@ -101,7 +104,8 @@ func (e *env) rt(args ...string) result {
 
 func (e *env) rtIn(stdin []byte, args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(berthBin, append([]string{"runtime", "--root", e.root}, args...)...)
+	argv := append(append(append([]string(nil), e.wrap...), berthBin, "runtime", "--root", e.root), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	// Files, not pipes: a created container inherits the runtime's stdio and keeps it open
 	// after the runtime exits, so a pipe would never reach EOF.
 	so, err := os.CreateTemp(e.t.TempDir(), "stdout")
