@@ -64,10 +64,13 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	r.dropMissingLSM(spec.Process)
 	r.dropUnavailableCaps(spec.Process)
 
-	dir, err := state.Create(r.Root, o.ID)
+	dir, unlock, err := state.Create(r.Root, o.ID)
 	if err != nil {
 		return 0, err
 	}
+	// Held until create returns: `delete` waits for it, and a crashed create is told apart
+	// from a running one (state.RemoveStale).
+	defer unlock()
 	var cg *cgroups.Manager
 	var initPid int
 	defer func() {
@@ -131,9 +134,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	if deferCgroup {
 		so.whileStarting = createCgroup
 	}
-	for i := 0; i < o.PreserveFds; i++ {
-		so.extra = append(so.extra, os.NewFile(uintptr(3+i), "preserved"))
-	}
+	so.preserve(o.PreserveFds)
 	for clock, off := range spec.Linux.TimeOffsets {
 		so.timeOffsets += fmt.Sprintf("%s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
@@ -158,16 +159,14 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds, InUserNS: inUserNS, NewCgroupNS: newCgroupNS,
 		Seccomp: prog, SeccompFlags: flags, ConsoleFd: -1,
 	}
-	cfg.FifoFd = 3 + len(so.extra)
-	so.extra = append(so.extra, fifo)
+	cfg.FifoFd = so.inherit(fifo)
 	if o.ConsoleSocket != "" {
 		sock, err := connectConsole(o.ConsoleSocket)
 		if err != nil {
 			return 0, err
 		}
 		defer sock.Close()
-		cfg.ConsoleFd = 3 + len(so.extra)
-		so.extra = append(so.extra, sock)
+		cfg.ConsoleFd = so.inherit(sock)
 	}
 
 	ch, err := spawn(so)

@@ -52,9 +52,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (int, error) {
 		return 0, err
 	}
 	so := spawnOpts{cgroup: cg, stdio: o.Stdio}
-	for i := 0; i < o.PreserveFds; i++ {
-		so.extra = append(so.extra, os.NewFile(uintptr(3+i), "preserved"))
-	}
+	so.preserve(o.PreserveFds)
 	// Join what the container has, through the init's own links, which name the namespaces
 	// it actually runs in (a path given at create may since have been re-bound).
 	inUserNS := false
@@ -75,8 +73,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (int, error) {
 			return 0, err
 		}
 		defer sock.Close()
-		cfg.ConsoleFd = 3 + len(so.extra)
-		so.extra = append(so.extra, sock)
+		cfg.ConsoleFd = so.inherit(sock)
 	}
 	ch, err := spawn(so)
 	if err != nil {

@@ -122,6 +122,11 @@ func signalAll(cg cgroupPids, sig unix.Signal) error {
 func (r *Runtime) Delete(id string, force bool) error {
 	c, err := r.Load(id)
 	if err != nil {
+		if dir, derr := state.Dir(r.Root, id); derr == nil && errors.Is(err, state.ErrNotExist) && force {
+			// A create killed before it saved the record: only its directory (and perhaps an
+			// empty cgroup, which the next create of this id reuses) is left.
+			state.RemoveStale(dir)
+		}
 		return err
 	}
 	unlock, err := state.Lock(c.dir)

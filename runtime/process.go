@@ -43,6 +43,20 @@ type spawnOpts struct {
 	extra []*os.File
 }
 
+// preserve passes the caller's descriptors 3..3+n-1 on at the same numbers (--preserve-fds);
+// call it before inherit.
+func (o *spawnOpts) preserve(n int) {
+	for i := 0; i < n; i++ {
+		o.extra = append(o.extra, os.NewFile(uintptr(3+i), "preserved"))
+	}
+}
+
+// inherit passes f to the child and returns the descriptor number it will have there.
+func (o *spawnOpts) inherit(f *os.File) int {
+	o.extra = append(o.extra, f)
+	return 3 + len(o.extra) - 1
+}
+
 // child is a spawned init/exec process after runtime/nsenter's byte protocol, in its cgroup.
 type child struct {
 	pid  int

@@ -60,22 +60,54 @@ func Dir(root, id string) (string, error) {
 	return filepath.Join(root, id), nil
 }
 
-// Create makes the container's directory; it fails with ErrExist if the id is taken.
-func Create(root, id string) (string, error) {
-	dir, err := Dir(root, id)
-	if err != nil {
-		return "", err
+// Create makes the container's directory and returns it locked (call unlock when the record
+// is saved or the directory removed); it fails with ErrExist if the id is taken. A directory
+// without a record whose lock is free was left by a create that was killed midway: it is
+// removed and the id reused, so a crash never blocks an id for good.
+func Create(root, id string) (dir string, unlock func(), err error) {
+	if dir, err = Dir(root, id); err != nil {
+		return "", nil, err
 	}
 	if err := os.MkdirAll(root, 0o711); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("%w: %s", ErrExist, id)
+	for attempt := 0; ; attempt++ {
+		err := os.Mkdir(dir, 0o711)
+		if err == nil {
+			unlock, err := Lock(dir)
+			if err != nil {
+				os.RemoveAll(dir)
+				return "", nil, err
+			}
+			return dir, unlock, nil
 		}
-		return "", err
+		if !errors.Is(err, os.ErrExist) {
+			return "", nil, err
+		}
+		if attempt > 0 || !RemoveStale(dir) {
+			return "", nil, fmt.Errorf("%w: %s", ErrExist, id)
+		}
 	}
-	return dir, nil
+}
+
+// RemoveStale removes dir if it holds no record and nobody holds its lock (a create that
+// died before saving), and reports whether it did.
+func RemoveStale(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); err == nil {
+		return false
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return false // a create is in progress
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); err == nil {
+		return false
+	}
+	return os.RemoveAll(dir) == nil
 }
 
 // Lock takes an exclusive flock on the container directory; call the returned func to release.

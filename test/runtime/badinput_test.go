@@ -86,3 +86,21 @@ func assertOneLineError(t *testing.T, r result, want string) {
 		t.Fatalf("stderr %q, want one line containing %q", r.stderr, want)
 	}
 }
+
+// A create killed before it saved its record leaves only a directory: the id is reusable and
+// delete --force clears it.
+func TestStaleCreateReconciled(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	os.MkdirAll(filepath.Join(e.root, id), 0o711)
+	e.must("delete", "--force", id)
+	if _, err := os.Stat(filepath.Join(e.root, id)); err == nil {
+		t.Fatal("delete --force left the stale directory")
+	}
+	os.MkdirAll(filepath.Join(e.root, id), 0o711)
+	e.spec.Process.Args = []string{"true"}
+	e.writeSpec()
+	if r := e.rt("run", "--bundle", e.bundle, id); r.code != 0 {
+		t.Fatalf("run over a stale directory: %d %s", r.code, r.stderr)
+	}
+}
