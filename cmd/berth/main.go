@@ -5,7 +5,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -23,13 +22,5 @@ func main() {
 	case "berth-runtime", "runc":
 		os.Exit(cli.RuntimeMain(os.Args[1:]))
 	}
-	if len(os.Args) > 1 && os.Args[1] == "runtime" {
-		os.Exit(cli.RuntimeMain(os.Args[2:]))
-	}
-	if len(os.Args) > 1 && (os.Args[1] == "version" || os.Args[1] == "--version") {
-		fmt.Println("berth version", cli.Version)
-		return
-	}
-	fmt.Fprintln(os.Stderr, "usage: berth runtime COMMAND ... (or invoke as berth-runtime); the engine commands come with the engine issue")
-	os.Exit(2)
+	os.Exit(cli.Main(os.Args[1:]))
 }

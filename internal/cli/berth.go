@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/engine"
+)
+
+// berthOpts are berth's global flags.
+type berthOpts struct {
+	root  string
+	debug bool
+	eng   *engine.Engine
+}
+
+// open opens the data root once per command.
+func (o *berthOpts) open() (*engine.Engine, error) {
+	if o.eng != nil {
+		return o.eng, nil
+	}
+	e, err := engine.Open(o.root)
+	if err != nil {
+		return nil, err
+	}
+	o.eng = e
+	return e, nil
+}
+
+// Main runs the berth command line with args (without argv[0]) and returns the exit code.
+func Main(args []string) int {
+	o := &berthOpts{}
+	root := newBerthCommand(o)
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if o.eng != nil {
+		o.eng.Close()
+	}
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "berth:", err)
+	return 1
+}
+
+func newBerthCommand(o *berthOpts) *cobra.Command {
+	root := os.Getenv("BERTH_ROOT")
+	if root == "" {
+		root = engine.DefaultRoot
+	}
+	cmd := &cobra.Command{
+		Use:           "berth",
+		Short:         "berth: build, pull, push and run OCI containers",
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())
+	})
+	cmd.PersistentFlags().StringVar(&o.root, "root", root, "data root (images, layers, containers); also $BERTH_ROOT")
+	cmd.PersistentFlags().BoolVarP(&o.debug, "debug", "D", false, "debug output")
+
+	imageCmd := &cobra.Command{Use: "image", Short: "manage images"}
+	imageCmd.AddCommand(imagesCommand(o, "ls"), rmiCommand(o, "rm"), tagCommand(o), historyCommand(o),
+		inspectImageCommand(o), pruneImagesCommand(o))
+	systemCmd := &cobra.Command{Use: "system", Short: "manage berth"}
+	systemCmd.AddCommand(dfCommand(o), checkCommand(o))
+	cmd.AddCommand(imageCmd, systemCmd, imagesCommand(o, "images"), rmiCommand(o, "rmi"), tagCommand(o),
+		historyCommand(o), &cobra.Command{
+			Use: "runtime", Short: "the OCI runtime (runc's command line); also installed as berth-runtime",
+			DisableFlagParsing: true,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if code := RuntimeMain(args); code != 0 {
+					return exitError{code}
+				}
+				return nil
+			},
+		})
+	return cmd
+}
