@@ -15,9 +15,10 @@ import (
 
 // berthOpts are berth's global flags.
 type berthOpts struct {
-	root  string
-	debug bool
-	eng   *engine.Engine
+	root     string
+	debug    bool
+	insecure []string
+	eng      *engine.Engine
 }
 
 // open opens the data root once per command.
@@ -72,6 +73,7 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 	})
 	cmd.PersistentFlags().StringVar(&o.root, "root", root, "data root (images, layers, containers); also $BERTH_ROOT")
 	cmd.PersistentFlags().BoolVarP(&o.debug, "debug", "D", false, "debug output")
+	cmd.PersistentFlags().StringArrayVar(&o.insecure, "insecure-registry", nil, "registry (host[:port]) reached over plain HTTP; localhost always is")
 
 	imageCmd := &cobra.Command{Use: "image", Short: "manage images"}
 	imageCmd.AddCommand(imagesCommand(o, "ls"), rmiCommand(o, "rm"), tagCommand(o), historyCommand(o),
@@ -79,7 +81,7 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 	systemCmd := &cobra.Command{Use: "system", Short: "manage berth"}
 	systemCmd.AddCommand(dfCommand(o), checkCommand(o))
 	cmd.AddCommand(imageCmd, systemCmd, imagesCommand(o, "images"), rmiCommand(o, "rmi"), tagCommand(o),
-		historyCommand(o), &cobra.Command{
+		historyCommand(o), pullCommand(o), pushCommand(o), loginCommand(o), logoutCommand(), &cobra.Command{
 			Use: "runtime", Short: "the OCI runtime (runc's command line); also installed as berth-runtime",
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, args []string) error {
