@@ -9,7 +9,7 @@ BUNDLE    := _build/busybox-bundle
 LDFLAGS   := -s -w -linkmode external -extldflags -static -X github.com/berth-dev/berth/internal/cli.Version=$(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_B := -trimpath -tags 'netgo osusergo'
 
-.PHONY: all build deps bundle demo test test-unit test-integration test-engines bench lint clean
+.PHONY: all build deps peers bundle demo test test-unit test-integration test-engines bench lint clean
 
 all: build
 
@@ -36,15 +36,19 @@ test-unit:
 	$(GO) test -count=1 ./runtime/... ./internal/... ./image/... ./snapshot/... ./registry/...
 
 test-integration: build bundle
-	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) $(GO) test -count=1 -v -timeout 20m ./test/runtime/
+	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) $(GO) test -count=1 -v -timeout 20m ./test/runtime/ ./test/images/
 
 # dockerd and podman driving berth-runtime (installs docker.io and podman).
 test-engines: build bundle
 	bash scripts/install-deps.sh engines
 	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) $(GO) test -count=1 -v -timeout 30m ./test/engines/
 
-# Command 2 of the README.
-test: deps lint test-unit test-integration test-engines
+# Command 2 of the README. The peers (dockerd, podman, skopeo, runc, docker-registry) are
+# installed first, so that every interop test runs.
+test: peers lint test-unit test-integration test-engines
+
+peers:
+	bash scripts/install-deps.sh engines
 
 bench: build bundle
 	bash bench/runtime.sh

@@ -77,11 +77,13 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 
 	imageCmd := &cobra.Command{Use: "image", Short: "manage images"}
 	imageCmd.AddCommand(imagesCommand(o, "ls"), rmiCommand(o, "rm"), tagCommand(o), historyCommand(o),
-		inspectImageCommand(o), pruneImagesCommand(o))
+		inspectImageCommand(o), pruneImagesCommand(o), pullCommand(o), pushCommand(o), importCommand(o),
+		loadCommand(o), saveCommand(o))
 	systemCmd := &cobra.Command{Use: "system", Short: "manage berth"}
 	systemCmd.AddCommand(dfCommand(o), checkCommand(o))
 	cmd.AddCommand(imageCmd, systemCmd, imagesCommand(o, "images"), rmiCommand(o, "rmi"), tagCommand(o),
-		historyCommand(o), pullCommand(o), pushCommand(o), loginCommand(o), logoutCommand(), &cobra.Command{
+		historyCommand(o), pullCommand(o), pushCommand(o), loginCommand(o), logoutCommand(),
+		importCommand(o), loadCommand(o), saveCommand(o), &cobra.Command{
 			Use: "runtime", Short: "the OCI runtime (runc's command line); also installed as berth-runtime",
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, args []string) error {

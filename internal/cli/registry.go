@@ -15,13 +15,15 @@ import (
 	"github.com/berth-dev/berth/registry"
 )
 
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
 // withProgress runs fn with a progress writer rendered to out like docker's CLI.
 func withProgress(out io.Writer, quiet bool, fn func(w io.Writer) error) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	isTerm := false
 	if f, ok := out.(*os.File); ok {
-		isTerm = term.IsTerminal(int(f.Fd()))
+		isTerm = isTerminal(f)
 	}
 	go func() { done <- format.Progress(out, pr, isTerm, quiet) }()
 	err := fn(pw)
