@@ -26,6 +26,11 @@ func (o *berthOpts) open() (*engine.Engine, error) {
 	if o.eng != nil {
 		return o.eng, nil
 	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	o.insecure = append(o.insecure, cfg.InsecureRegistries...)
 	e, err := engine.Open(o.root)
 	if err != nil {
 		return nil, err

@@ -111,7 +111,12 @@ func loginCommand(o *berthOpts) *cobra.Command {
 			if user == "" || password == "" {
 				return fmt.Errorf("login needs --username and --password (or --password-stdin)")
 			}
-			if err := registry.Login(cmd.Context(), server, user, password, registry.Options{Insecure: o.insecure}); err != nil {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			ro := registry.Options{Insecure: append(o.insecure, cfg.InsecureRegistries...)}
+			if err := registry.Login(cmd.Context(), server, user, password, ro); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Login Succeeded")
