@@ -1,5 +1,5 @@
 // Command berth is the container engine and, invoked as berth-runtime (or `berth runtime`),
-// its runc-compatible OCI runtime. The same executable is also the container's init
+// its runc-compatible OCI runtime (cmd/berth-runtime builds the same runtime lean). The same executable is also the container's init
 // (runtime/initproc), reached through the hidden "init" entry point with a sync socket in
 // its environment; runtime/nsenter's constructor has run before main in that case.
 package main
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/cli"
+	"github.com/berth-dev/berth/internal/cli/runtimecli"
 	"github.com/berth-dev/berth/runtime/initproc"
 	_ "github.com/berth-dev/berth/runtime/nsenter"
 )
@@ -20,7 +21,7 @@ func main() {
 	}
 	switch filepath.Base(os.Args[0]) {
 	case "berth-runtime", "runc":
-		os.Exit(cli.RuntimeMain(os.Args[1:]))
+		os.Exit(runtimecli.Main(os.Args[1:]))
 	}
 	os.Exit(cli.Main(os.Args[1:]))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/cli/runtimecli"
 	"github.com/berth-dev/berth/internal/engine"
 )
 
@@ -53,9 +54,9 @@ func Main(args []string) int {
 	if err == nil {
 		return 0
 	}
-	var ee exitError
+	var ee runtimecli.ExitError
 	if errors.As(err, &ee) {
-		return ee.code
+		return ee.Code
 	}
 	fmt.Fprintln(os.Stderr, "berth:", err)
 	return 1
@@ -69,7 +70,7 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "berth",
 		Short:         "berth: build, pull, push and run OCI containers",
-		Version:       Version,
+		Version:       runtimecli.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -92,8 +93,8 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 			Use: "runtime", Short: "the OCI runtime (runc's command line); also installed as berth-runtime",
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if code := RuntimeMain(args); code != 0 {
-					return exitError{code}
+				if code := runtimecli.Main(args); code != 0 {
+					return runtimecli.ExitError{Code: code}
 				}
 				return nil
 			},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/cli/format"
+	"github.com/berth-dev/berth/internal/cli/runtimecli"
 )
 
 // imageRow is what --format templates of `images` see (docker's field names).
@@ -183,7 +184,7 @@ func rmiCommand(o *berthOpts, use string) *cobra.Command {
 				}
 			}
 			if failed != nil {
-				return exitError{1}
+				return runtimecli.ExitError{Code: 1}
 			}
 			return nil
 		},

@@ -32,7 +32,7 @@ const image = "berth-busybox:test"
 
 var (
 	berthBin     string // bin/berth
-	berthRuntime string // bin/berth-runtime (symlink to berth)
+	berthRuntime string // bin/berth-runtime (the lean runtime build), or a symlink to berth
 	bundleRootfs string // _build/busybox-bundle/rootfs
 )
 
@@ -57,8 +57,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "no busybox rootfs in BERTH_BUNDLE (make bundle):", err)
 		os.Exit(1)
 	}
-	// berth acts as the runtime when invoked under the name berth-runtime; make build makes
-	// that symlink next to the binary. Without it, make one in a temp dir.
+	// make build puts the lean berth-runtime next to berth; without it, berth itself acts as
+	// the runtime when invoked under that name, through a symlink in a temp dir.
 	berthRuntime = filepath.Join(filepath.Dir(berthBin), "berth-runtime")
 	var cleanup func()
 	if _, err := os.Stat(berthRuntime); err != nil {

@@ -20,12 +20,19 @@ import (
 
 var (
 	berthBin  string
+	// runtimeCmd starts berth-runtime: the lean binary when BERTH_RUNTIME names it (what engines
+	// use), else `berth runtime`.
+	runtimeCmd []string
 	bundleDir string
 	seq       atomic.Int64
 )
 
 func TestMain(m *testing.M) {
 	berthBin = os.Getenv("BERTH_BIN")
+	runtimeCmd = []string{berthBin, "runtime"}
+	if rt := os.Getenv("BERTH_RUNTIME"); rt != "" {
+		runtimeCmd = []string{rt}
+	}
 	bundleDir = os.Getenv("BERTH_BUNDLE")
 	if berthBin == "" || bundleDir == "" {
 		fmt.Fprintln(os.Stderr, "set BERTH_BIN and BERTH_BUNDLE (make test-integration does)")
@@ -104,7 +111,7 @@ func (e *env) rt(args ...string) result {
 
 func (e *env) rtIn(stdin []byte, args ...string) result {
 	e.t.Helper()
-	argv := append(append(append([]string(nil), e.wrap...), berthBin, "runtime", "--root", e.root), args...)
+	argv := append(append(append(append([]string(nil), e.wrap...), runtimeCmd...), "--root", e.root), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// Files, not pipes: a created container inherits the runtime's stdio and keeps it open
 	// after the runtime exits, so a pipe would never reach EOF.

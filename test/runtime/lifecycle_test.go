@@ -433,3 +433,18 @@ func TestTimeNamespaceOffsets(t *testing.T) {
 		t.Fatalf("uptime %.0f s inside: the boottime offset was not applied", up)
 	}
 }
+
+// berth itself answers as berth-runtime when invoked through a symlink of that name.
+func TestBerthAsRuntimeThroughSymlink(t *testing.T) {
+	e := newEnv(t)
+	link := filepath.Join(t.TempDir(), "berth-runtime")
+	if err := os.Symlink(berthBin, link); err != nil {
+		t.Fatal(err)
+	}
+	saved := runtimeCmd
+	runtimeCmd = []string{link}
+	defer func() { runtimeCmd = saved }()
+	if r := e.run("sh", "-c", "echo $$"); r.code != 0 || r.stdout != "1\n" {
+		t.Fatalf("exit %d: %q %q", r.code, r.stdout, r.stderr)
+	}
+}

@@ -60,7 +60,7 @@ func TestRuntimeBinaryCannotBeOverwritten(t *testing.T) {
 	e.spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	e.spec.Process.Args = []string{"sleep", "100"}
 	e.writeSpec()
-	real, _ := filepath.EvalSymlinks(berthBin)
+	real, _ := filepath.EvalSymlinks(runtimeCmd[0])
 	before := fileHash(t, real)
 	id := e.id()
 	e.must("create", "--bundle", e.bundle, id)
@@ -107,7 +107,8 @@ func TestNoHostFdOrCwd(t *testing.T) {
 	defer leakedRoot.Close()
 
 	runLeaky := func(args ...string) (string, int) {
-		cmd := exec.Command(berthBin, append([]string{"runtime", "--root", e.root}, args...)...)
+		argv := append(append(append([]string(nil), runtimeCmd...), "--root", e.root), args...)
+		cmd := exec.Command(argv[0], argv[1:]...)
 		// ExtraFiles are passed without CLOEXEC: exactly what a leaky caller does.
 		cmd.ExtraFiles = []*os.File{leaked, leakedRoot, leaked, leakedRoot, leaked, leakedRoot, leaked, leakedRoot}
 		out, _ := cmd.CombinedOutput()

@@ -1,4 +1,4 @@
-package cli
+package runtimecli
 
 import (
 	"bufio"
@@ -76,7 +76,7 @@ func eventsCommand(rt *runtime.Runtime) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "events [--stats] [--interval D] CONTAINER-ID",
 		Short: "print container events (stats, oom) as JSON lines",
-		Args:  exactArgs(1),
+		Args:  ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			out := cmd.OutOrStdout()
@@ -120,7 +120,7 @@ func updateCommand(rt *runtime.Runtime) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update [flags] CONTAINER-ID",
 		Short: "change the resource limits of a running container",
-		Args:  exactArgs(1),
+		Args:  ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := rt.Load(args[0])
 			if err != nil {
@@ -246,7 +246,7 @@ func sendPidfd(cmd *cobra.Command, pid int) error {
 
 func featuresCommand() *cobra.Command {
 	return &cobra.Command{
-		Use: "features", Short: "print what this runtime supports (JSON)", Args: exactArgs(0),
+		Use: "features", Short: "print what this runtime supports (JSON)", Args: ExactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return printJSON(cmd.OutOrStdout(), features(), true)
 		},
@@ -287,7 +287,7 @@ func features() map[string]any {
 func specCommand() *cobra.Command {
 	var bundle string
 	cmd := &cobra.Command{
-		Use: "spec", Short: "write a default config.json into the bundle directory", Args: exactArgs(0),
+		Use: "spec", Short: "write a default config.json into the bundle directory", Args: ExactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := bundle + "/config.json"
 			if _, err := os.Stat(path); err == nil {

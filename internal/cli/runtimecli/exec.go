@@ -1,4 +1,4 @@
-package cli
+package runtimecli
 
 import (
 	"fmt"
@@ -104,7 +104,7 @@ func execCommand(rt *runtime.Runtime) *cobra.Command {
 				term.wait()
 			}
 			if code != 0 {
-				return exitError{code}
+				return ExitError{Code: code}
 			}
 			return nil
 		},

@@ -1,7 +1,8 @@
-// Package cli holds berth's command lines. This file is berth-runtime: runc's command line,
-// flag for flag as containerd's go-runc, dockerd and podman/conmon call it, over package
-// runtime. No logic lives here beyond turning flags into options.
-package cli
+// Package runtimecli is berth-runtime's command line: runc's, flag for flag as containerd's
+// go-runc, dockerd and podman/conmon call it, over package runtime. No logic lives here beyond
+// turning flags into options. It is kept apart from the engine's commands (package cli) so that
+// the lean berth-runtime binary links none of the image, registry and HTTP code.
+package runtimecli
 
 import (
 	"encoding/json"
@@ -53,13 +54,13 @@ func (l logger) write(level, msg string) {
 	}
 }
 
-// exitError carries a process exit code through cobra without printing anything.
-type exitError struct{ code int }
+// ExitError carries a process exit code through cobra without printing anything.
+type ExitError struct{ Code int }
 
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
-// RuntimeMain runs berth-runtime with args (without argv[0]) and returns the exit code.
-func RuntimeMain(args []string) int {
+// Main runs berth-runtime with args (without argv[0]) and returns the exit code.
+func Main(args []string) int {
 	g := &globalOpts{}
 	root := NewRuntimeCommand(g)
 	root.SetArgs(args)
@@ -67,9 +68,9 @@ func RuntimeMain(args []string) int {
 	if err == nil {
 		return 0
 	}
-	var ee exitError
+	var ee ExitError
 	if errors.As(err, &ee) {
-		return ee.code
+		return ee.Code
 	}
 	logger{g}.write("error", err.Error())
 	return 1
@@ -128,7 +129,7 @@ func createCommand(rt *runtime.Runtime) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create [flags] CONTAINER-ID",
 		Short: "create a container from a bundle; start runs its program",
-		Args:  exactArgs(1),
+		Args:  ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
 			pid, err := rt.Create(o)
@@ -144,7 +145,7 @@ func createCommand(rt *runtime.Runtime) *cobra.Command {
 
 func startCommand(rt *runtime.Runtime) *cobra.Command {
 	return &cobra.Command{
-		Use: "start CONTAINER-ID", Short: "start the program of a created container", Args: exactArgs(1),
+		Use: "start CONTAINER-ID", Short: "start the program of a created container", Args: ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return rt.Start(args[0]) },
 	}
 }
@@ -155,7 +156,7 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [flags] CONTAINER-ID",
 		Short: "create and start a container; wait for it unless --detach",
-		Args:  exactArgs(1),
+		Args:  ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
 			var term *terminal
@@ -206,7 +207,7 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 				}
 			}
 			if code != 0 {
-				return exitError{code}
+				return ExitError{Code: code}
 			}
 			return nil
 		},
@@ -219,7 +220,7 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 
 func stateCommand(rt *runtime.Runtime) *cobra.Command {
 	return &cobra.Command{
-		Use: "state CONTAINER-ID", Short: "print the OCI state of a container as JSON", Args: exactArgs(1),
+		Use: "state CONTAINER-ID", Short: "print the OCI state of a container as JSON", Args: ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := rt.Load(args[0])
 			if err != nil {
@@ -235,7 +236,7 @@ func killCommand(rt *runtime.Runtime) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kill [--all] CONTAINER-ID [SIGNAL]",
 		Short: "send a signal (default SIGTERM) to the container's init, or --all its processes",
-		Args:  rangeArgs(1, 2),
+		Args:  RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sig := "SIGTERM"
 			if len(args) == 2 {
@@ -275,14 +276,14 @@ func deleteCommand(rt *runtime.Runtime) *cobra.Command {
 
 func pauseCommand(rt *runtime.Runtime) *cobra.Command {
 	return &cobra.Command{
-		Use: "pause CONTAINER-ID", Short: "freeze every process of a container", Args: exactArgs(1),
+		Use: "pause CONTAINER-ID", Short: "freeze every process of a container", Args: ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return rt.Pause(args[0]) },
 	}
 }
 
 func resumeCommand(rt *runtime.Runtime) *cobra.Command {
 	return &cobra.Command{
-		Use: "resume CONTAINER-ID", Short: "thaw a paused container", Args: exactArgs(1),
+		Use: "resume CONTAINER-ID", Short: "thaw a paused container", Args: ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return rt.Resume(args[0]) },
 	}
 }
@@ -291,7 +292,7 @@ func listCommand(rt *runtime.Runtime) *cobra.Command {
 	var format string
 	var quiet bool
 	cmd := &cobra.Command{
-		Use: "list", Aliases: []string{"ls"}, Short: "list containers", Args: exactArgs(0),
+		Use: "list", Aliases: []string{"ls"}, Short: "list containers", Args: ExactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cs, err := rt.List()
 			if err != nil {
@@ -365,7 +366,7 @@ func printJSON(w io.Writer, v any, indent bool) error {
 	return enc.Encode(v)
 }
 
-func exactArgs(n int) cobra.PositionalArgs {
+func ExactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
 			return fmt.Errorf("%s: expected %d argument(s), got %d; usage: %s", cmd.Name(), n, len(args), cmd.UseLine())
@@ -374,7 +375,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 	}
 }
 
-func rangeArgs(lo, hi int) cobra.PositionalArgs {
+func RangeArgs(lo, hi int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < lo || len(args) > hi {
 			return fmt.Errorf("%s: expected %d to %d arguments, got %d; usage: %s", cmd.Name(), lo, hi, len(args), cmd.UseLine())
