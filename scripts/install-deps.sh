@@ -6,7 +6,7 @@ set -euo pipefail
 want=(gcc libc6-dev make libseccomp-dev busybox-static jq procps iproute2 docker-registry)
 case "${1:-}" in
   engines) want+=(docker.io podman containerd crun runc skopeo) ;;
-  bench) want+=(runc crun hyperfine time strace) ;;
+  bench) want+=(runc crun hyperfine time strace podman skopeo debootstrap curl) ;;
 esac
 missing=()
 for p in "${want[@]}"; do

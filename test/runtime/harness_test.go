@@ -19,12 +19,12 @@ import (
 )
 
 var (
-	berthBin  string
+	berthBin string
 	// runtimeCmd starts berth-runtime: the lean binary when BERTH_RUNTIME names it (what engines
 	// use), else `berth runtime`.
 	runtimeCmd []string
-	bundleDir string
-	seq       atomic.Int64
+	bundleDir  string
+	seq        atomic.Int64
 )
 
 func TestMain(m *testing.M) {
