@@ -286,9 +286,11 @@ func (e *Engine) Usage() (*DiskUsage, error) {
 	if err != nil {
 		return nil, err
 	}
-	du := &DiskUsage{Images: len(sums), ImagesSize: committed, LayersSize: blobs}
+	// Both copies of a layer count: the unpacked snapshot and the compressed blob kept for
+	// push and save.
+	du := &DiskUsage{Images: len(sums), ImagesSize: committed + blobs, LayersSize: blobs}
 	// No container uses an image yet: every image is reclaimable.
-	du.Reclaimable = committed
+	du.Reclaimable = du.ImagesSize
 	return du, nil
 }
 
