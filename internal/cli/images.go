@@ -38,7 +38,13 @@ func imagesCommand(o *berthOpts, use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			match, err := imageFilter(filters, args)
+			match, err := imageFilter(filters, args, func(q string) (time.Time, error) {
+				img, err := e.Images.Resolve(q)
+				if err != nil {
+					return time.Time{}, err
+				}
+				return img.Created, nil
+			})
 			if err != nil {
 				return err
 			}
@@ -94,12 +100,12 @@ func imagesCommand(o *berthOpts, use string) *cobra.Command {
 	f.BoolVar(&digests, "digests", false, "show digests")
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.StringVar(&formatStr, "format", "", "format output with a Go template, 'table ...' or 'json'")
-	f.StringArrayVarP(&filters, "filter", "f", nil, "filter output (reference=, dangling=, before=, since=)")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter output (reference=, dangling=, before=IMAGE, since=IMAGE)")
 	return cmd
 }
 
 // imageFilter implements docker's image filters and the REPOSITORY[:TAG] argument.
-func imageFilter(filters, args []string) (func(image.Reference, time.Time) bool, error) {
+func imageFilter(filters, args []string, resolveCreated func(string) (time.Time, error)) (func(image.Reference, time.Time) bool, error) {
 	var checks []func(image.Reference, time.Time) bool
 	refMatch := func(pattern string) func(image.Reference, time.Time) bool {
 		return func(r image.Reference, _ time.Time) bool {
@@ -128,8 +134,20 @@ func imageFilter(filters, args []string) (func(image.Reference, time.Time) bool,
 		case "dangling":
 			want := v == "true"
 			checks = append(checks, func(r image.Reference, _ time.Time) bool { return r.IsZero() == want })
+		case "before", "since":
+			pivot, err := resolveCreated(v)
+			if err != nil {
+				return nil, fmt.Errorf("filter %s=%s: %w", k, v, err)
+			}
+			before := k == "before"
+			checks = append(checks, func(_ image.Reference, t time.Time) bool {
+				if before {
+					return t.Before(pivot)
+				}
+				return t.After(pivot)
+			})
 		default:
-			return nil, fmt.Errorf("filter %q is not supported: use reference= or dangling=", k)
+			return nil, fmt.Errorf("filter %q is not supported: use reference=, dangling=, before= or since=", k)
 		}
 	}
 	return func(r image.Reference, t time.Time) bool {

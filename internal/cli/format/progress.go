@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/docker/go-units"
 )
@@ -31,6 +32,7 @@ func Progress(out io.Writer, in io.Reader, terminal, quiet bool) error {
 	var order []string
 	lines := map[string]string{}
 	last := map[string]string{}
+	started := map[string]time.Time{}
 	for sc.Scan() {
 		var m progressMessage
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
@@ -56,7 +58,11 @@ func Progress(out io.Writer, in io.Reader, terminal, quiet bool) error {
 		}
 		text := m.Status
 		if m.Progress != nil && m.Progress.Total > 0 {
-			text += " " + bar(m.Progress.Current, m.Progress.Total)
+			key := m.ID + "\x00" + m.Status
+			if _, ok := started[key]; !ok {
+				started[key] = time.Now()
+			}
+			text += " " + bar(m.Progress.Current, m.Progress.Total, time.Since(started[key]))
 		}
 		if _, ok := lines[m.ID]; !ok {
 			order = append(order, m.ID)
@@ -75,7 +81,7 @@ func Progress(out io.Writer, in io.Reader, terminal, quiet bool) error {
 	return sc.Err()
 }
 
-func bar(cur, total int64) string {
+func bar(cur, total int64, elapsed time.Duration) string {
 	const width = 50
 	n := int(cur * width / total)
 	if n > width {
@@ -85,5 +91,9 @@ func bar(cur, total int64) string {
 	if n < width {
 		arrow += ">" + strings.Repeat(" ", width-n-1)
 	}
-	return fmt.Sprintf("[%s]  %s/%s", arrow, units.HumanSizeWithPrecision(float64(cur), 3), units.HumanSizeWithPrecision(float64(total), 3))
+	speed := ""
+	if secs := elapsed.Seconds(); secs > 0.2 {
+		speed = "  " + units.HumanSizeWithPrecision(float64(cur)/secs, 3) + "/s"
+	}
+	return fmt.Sprintf("[%s]  %s/%s%s", arrow, units.HumanSizeWithPrecision(float64(cur), 3), units.HumanSizeWithPrecision(float64(total), 3), speed)
 }
