@@ -4,12 +4,13 @@ GO        ?= go
 BIN       := bin/berth
 RUNTIME   := bin/berth-runtime
 BUNDLE    := _build/busybox-bundle
+MINBASE   := _build/minbase.tar
 # Static: the runtime must run inside any engine's environment and, as the container's init,
 # before any library path exists; libseccomp is linked in from Debian's libseccomp-dev.
 LDFLAGS   := -s -w -linkmode external -extldflags -static -X github.com/berth-dev/berth/internal/cli/runtimecli.Version=$(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_B := -trimpath -tags 'netgo osusergo'
 
-.PHONY: all build deps peers bundle demo test test-unit test-integration test-engines bench lint clean
+.PHONY: all build deps peers bundle minbase demo test test-unit test-integration test-engines bench lint clean
 
 all: build
 
@@ -27,6 +28,10 @@ build:
 bundle: build
 	bash scripts/mkbundle.sh $(BUNDLE) $(RUNTIME)
 
+# The Debian test image (debootstrap --variant=minbase; cached in _build).
+minbase:
+	bash scripts/mkminbase.sh $(MINBASE)
+
 # Command 1 of the README: install, build, make the busybox bundle, run a real container.
 demo: deps bundle
 	bash scripts/demo.sh $(RUNTIME) $(BUNDLE)
@@ -39,8 +44,8 @@ lint:
 test-unit:
 	$(GO) test -count=1 ./runtime/... ./internal/... ./image/... ./snapshot/... ./registry/...
 
-test-integration: build bundle
-	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) $(GO) test -count=1 -v -timeout 20m ./test/runtime/ ./test/images/
+test-integration: build bundle minbase
+	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) BERTH_MINBASE=$(CURDIR)/$(MINBASE).gz $(GO) test -count=1 -v -timeout 20m ./test/runtime/ ./test/images/
 
 # dockerd and podman driving berth-runtime (installs docker.io and podman).
 test-engines: build bundle
