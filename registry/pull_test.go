@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-dev/berth/image"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -20,6 +19,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // TestDistribution drives pull and push against Debian's docker-registry:
@@ -27,7 +29,7 @@ import (
 // ggcr, for both Docker schema 2 and OCI images.
 func TestDistribution(t *testing.T) {
 	isolateDockerConfig(t)
-	host := distributionRegistry(t)
+	host := testutil.StartRegistry(t)
 	ctx := context.Background()
 	for _, oci := range []bool{false, true} {
 		t.Run(fmt.Sprintf("oci=%v", oci), func(t *testing.T) {
@@ -165,7 +167,7 @@ func TestDistribution(t *testing.T) {
 // index lacks.
 func TestDistributionIndex(t *testing.T) {
 	isolateDockerConfig(t)
-	host := distributionRegistry(t)
+	host := testutil.StartRegistry(t)
 	ctx := context.Background()
 	amd := imageOf(t, v1.Platform{OS: "linux", Architecture: "amd64"}, true, layerOf(t, types.OCILayer, map[string]string{"arch": "amd64"}))
 	arm := imageOf(t, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, true, layerOf(t, types.OCILayer, map[string]string{"arch": "arm64"}))
@@ -227,7 +229,7 @@ func TestDistributionPullTiming(t *testing.T) {
 		t.Skip("short")
 	}
 	isolateDockerConfig(t)
-	host := distributionRegistry(t)
+	host := testutil.StartRegistry(t)
 	var layers []v1.Layer
 	for i := range 3 {
 		b := make([]byte, 10<<20)

@@ -155,7 +155,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		namespaces[string(ns.Type)] = ns.Path
 	}
 	cfg := &handshake.Config{
-		Spec: spec, Process: spec.Process, Rootfs: rootfs, NoPivot: o.NoPivot,
+		Spec: spec, Rootfs: rootfs, NoPivot: o.NoPivot,
 		NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds, InUserNS: inUserNS, NewCgroupNS: newCgroupNS,
 		Seccomp: prog, SeccompFlags: flags, ConsoleFd: -1,
 	}

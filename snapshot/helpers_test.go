@@ -6,12 +6,13 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func requireRoot(t testing.TB) {
@@ -39,7 +40,7 @@ func newStore(t testing.TB) (*Store, string) {
 	t.Cleanup(func() {
 		// Unmount anything left (so TempDir's RemoveAll never deletes
 		// through a live overlay), then fail the test for it.
-		for _, m := range mountsUnder(t, base) {
+		for _, m := range testutil.MountsUnder(base) {
 			t.Errorf("mount left behind: %s", m)
 			unix.Unmount(m, unix.MNT_DETACH)
 		}
@@ -49,22 +50,6 @@ func newStore(t testing.TB) (*Store, string) {
 		}
 	})
 	return s, scratch
-}
-
-func mountsUnder(t testing.TB, dir string) []string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			out = append(out, f[4])
-		}
-	}
-	return out
 }
 
 // tb builds a tar archive in memory.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func TestWhiteoutsMountDiff(t *testing.T) {
@@ -191,7 +193,7 @@ func testWhiteoutsMountDiff(t *testing.T) {
 	if err := s.RemoveActive(ctx, "c2"); err != nil {
 		t.Fatal(err)
 	}
-	if m := mountsUnder(t, filepath.Dir(scratch)); len(m) != 0 {
+	if m := testutil.MountsUnder(filepath.Dir(scratch)); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
 }

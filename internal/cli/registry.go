@@ -12,8 +12,19 @@ import (
 
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/cli/format"
+	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/registry"
 )
+
+// openRef opens the data root and parses the image reference a command names.
+func (o *berthOpts) openRef(arg string) (*engine.Engine, image.Reference, error) {
+	ref, err := image.ParseReference(arg)
+	if err != nil {
+		return nil, image.Reference{}, err
+	}
+	e, err := o.open()
+	return e, ref, err
+}
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
@@ -38,11 +49,7 @@ func pullCommand(o *berthOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "pull [OPTIONS] NAME[:TAG|@DIGEST]", Short: "download an image from a registry", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
-			if err != nil {
-				return err
-			}
-			ref, err := image.ParseReference(args[0])
+			e, ref, err := o.openRef(args[0])
 			if err != nil {
 				return err
 			}
@@ -74,11 +81,7 @@ func pushCommand(o *berthOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "push [OPTIONS] NAME[:TAG]", Short: "upload an image to a registry", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
-			if err != nil {
-				return err
-			}
-			ref, err := image.ParseReference(args[0])
+			e, ref, err := o.openRef(args[0])
 			if err != nil {
 				return err
 			}

@@ -44,9 +44,11 @@ const (
 // Config is everything the child needs, sent once.
 type Config struct {
 	// Exec is true for `exec` (join a running container), false for the container's init.
-	Exec    bool           `json:"exec,omitempty"`
-	Spec    *specs.Spec    `json:"spec,omitempty"` // init: the whole config
-	Process *specs.Process `json:"process"`        // the process to run (init: Spec.Process)
+	Exec bool        `json:"exec,omitempty"`
+	Spec *specs.Spec `json:"spec,omitempty"` // init: the whole config
+	// Process is exec's process; init runs Spec.Process (sent once: the child's cold JSON
+	// decode is on the container start path).
+	Process *specs.Process `json:"process,omitempty"`
 	Rootfs  string         `json:"rootfs,omitempty"`
 	NoPivot bool           `json:"no_pivot,omitempty"`
 	// NoNewKeyring keeps the caller's session keyring instead of joining a fresh one.

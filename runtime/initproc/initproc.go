@@ -74,6 +74,9 @@ func Main() {
 
 func run(conn *handshake.Conn, cfg *handshake.Config) error {
 	p := cfg.Process
+	if p == nil && cfg.Spec != nil {
+		p = cfg.Spec.Process
+	}
 	if p == nil {
 		return errors.New("no process in config")
 	}

@@ -10,7 +10,6 @@
 package engines_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 const image = "berth-busybox:test"
@@ -110,7 +111,11 @@ func shortTempDir(t *testing.T, prefix string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if left := unmountUnder(t, dir); len(left) > 0 {
+		left, err := testutil.UnmountUnder(dir)
+		if err != nil {
+			t.Error(err)
+		}
+		if len(left) > 0 {
 			t.Logf("unmounted what the engine left mounted under %s: %v", dir, left)
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -118,71 +123,6 @@ func shortTempDir(t *testing.T, prefix string) string {
 		}
 	})
 	return dir
-}
-
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var mps []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			mps = append(mps, mp)
-		}
-	}
-	sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
-	return mps
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// unmountUnder detaches every mount at or below dir (a mount may be stacked several times, so
-// it loops) and returns the mount points it found.
-func unmountUnder(t *testing.T, dir string) []string {
-	var found []string
-	for range 10 {
-		mps := mountsUnder(dir)
-		if len(mps) == 0 {
-			return found
-		}
-		for _, mp := range mps {
-			found = append(found, mp)
-			if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
-				t.Errorf("unmount %s: %v", mp, err)
-			}
-		}
-	}
-	if mps := mountsUnder(dir); len(mps) > 0 {
-		t.Errorf("mounts still under %s: %v", dir, mps)
-	}
-	return found
 }
 
 // result of one command.
@@ -323,7 +263,7 @@ func cgroupMounts() []string {
 			continue
 		}
 		if fs := fields[sep+1]; fs == "cgroup" || fs == "cgroup2" {
-			mp := unescapeMount(fields[4])
+			mp := fields[4] // cgroup mount points carry no escapes
 			if strings.HasPrefix(mp, "/sys/fs/cgroup") {
 				out = append(out, mp)
 			}

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func TestConcurrentPullAndLoad(t *testing.T) {
-	reg := startRegistry(t)
+	reg := testutil.StartRegistry(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	img := makeBigImage(t, reg, "conc/big", seed)

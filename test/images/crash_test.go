@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // crashSeed is BERTH_CRASH_SEED if set, else the time; the test logs it.
@@ -42,7 +44,7 @@ func startBerth(e *env, args ...string) (*exec.Cmd, *strings.Builder) {
 }
 
 func TestKill9PullAndLoad(t *testing.T) {
-	reg := startRegistry(t)
+	reg := testutil.StartRegistry(t)
 	seed := crashSeed(t)
 	t.Logf("seed %d (rerun with BERTH_CRASH_SEED=%d)", seed, seed)
 	img := makeBigImage(t, reg, "crash/big", seed)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // tmpfsRoot mounts a tmpfs of the given size on a new dir under dir and
@@ -38,7 +40,7 @@ func tmpfsRoot(t *testing.T, dir, size string) string {
 }
 
 func TestFullDiskFailsCleanly(t *testing.T) {
-	reg := startRegistry(t)
+	reg := testutil.StartRegistry(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	img := makeBigImage(t, reg, "full/big", seed)

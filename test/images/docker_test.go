@@ -11,18 +11,18 @@ package images_test
 // PATH.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 const dkCLI = "/usr/bin/docker"
@@ -104,29 +104,6 @@ func dkProcs(s string) []int {
 	return pids
 }
 
-// dkMountsUnder lists mount points at or below dir, deepest first.
-func dkMountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var mps []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fl := strings.Fields(sc.Text())
-		if len(fl) < 5 {
-			continue
-		}
-		mp := fl[4]
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			mps = append(mps, mp)
-		}
-	}
-	sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
-	return mps
-}
-
 // startDockerd starts dockerd and registers its stop and the removal of its
 // dirs (and of the host paths it creates whatever its roots) in t.Cleanup.
 func startDockerd(t *testing.T) *dockerd {
@@ -159,7 +136,7 @@ func startDockerd(t *testing.T) *dockerd {
 	})
 	t.Cleanup(func() {
 		for range 10 {
-			mps := dkMountsUnder(dir)
+			mps := testutil.MountsUnder(dir)
 			if len(mps) == 0 {
 				break
 			}

@@ -6,14 +6,13 @@ package images_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 var berthBin, bundleDir string
@@ -60,40 +59,6 @@ func (e *env) must(args ...string) string {
 	return out
 }
 
-// startRegistry runs Debian's docker-registry on a free loopback port until the test ends.
-func startRegistry(t *testing.T) string {
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry is not installed (scripts/install-deps.sh installs it)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry did not start: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // rootfsTar packs the busybox bundle's rootfs.
 func rootfsTar(t *testing.T) string {
 	out := filepath.Join(t.TempDir(), "rootfs.tar")
@@ -105,7 +70,7 @@ func rootfsTar(t *testing.T) string {
 
 func TestImageWorkflow(t *testing.T) {
 	e := newEnv(t)
-	reg := startRegistry(t)
+	reg := testutil.StartRegistry(t)
 	tarball := rootfsTar(t)
 
 	id := strings.TrimSpace(e.must("import", "-c", `CMD ["sh"]`, "-c", "ENV A=1", tarball, "busybox:test"))
@@ -174,7 +139,7 @@ func TestImageWorkflow(t *testing.T) {
 
 func TestImageErrors(t *testing.T) {
 	e := newEnv(t)
-	reg := startRegistry(t)
+	reg := testutil.StartRegistry(t)
 	for _, c := range []struct {
 		args []string
 		want string

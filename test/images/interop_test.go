@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // peer runs skopeo or podman isolated from the host's container state.
@@ -144,7 +146,7 @@ func wantDigest(t *testing.T, digests []string, repo, dgst string) {
 }
 
 func TestInteropSkopeoPodman(t *testing.T) {
-	reg := startRegistry(t)
+	reg := testutil.StartRegistry(t)
 	e := newEnv(t)
 	noLeftovers(t, e.dir)
 	tarball := rootfsTar(t)

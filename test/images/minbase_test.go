@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // TestDebianMinbaseImage runs the image workflow on the Debian minbase image the project makes
@@ -16,7 +18,7 @@ func TestDebianMinbaseImage(t *testing.T) {
 	if gz == "" {
 		t.Skip("BERTH_MINBASE not set (make test-integration builds and sets it)")
 	}
-	reg := startRegistry(t)
+	reg := testutil.StartRegistry(t)
 	src := newEnv(t)
 	ref := reg + "/debian:minbase"
 	id := strings.TrimSpace(src.must("import", "-c", `CMD ["bash"]`, gz, ref))

@@ -128,8 +128,10 @@ func TestNoHostFdOrCwd(t *testing.T) {
 		e.spec.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", n)
 		e.spec.Process.Args = []string{"sh", "-c", "pwd; ls; ls ..; ls ../../.."}
 		e.writeSpec()
-		out, code := runLeaky("run", "--bundle", e.bundle, e.id())
-		if strings.Contains(out, "host-marker-file") || strings.Contains(out, "work") && code == 0 && strings.Contains(out, "root\nrun\nsbin") {
+		out, _ := runLeaky("run", "--bundle", e.bundle, e.id())
+		// The leaked fds are a host directory holding host-marker-file and the host's "/",
+		// which has /work; the busybox rootfs has neither.
+		if strings.Contains(out, "host-marker-file") || strings.Contains(out, "\nwork\n") {
 			t.Fatalf("cwd %s reached the host: %s", e.spec.Process.Cwd, out)
 		}
 	}
