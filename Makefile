@@ -3,6 +3,8 @@
 GO        ?= go
 BIN       := bin/berth
 RUNTIME   := bin/berth-runtime
+MONITOR   := bin/berth-monitor
+INIT      := bin/berth-init
 BUNDLE    := _build/busybox-bundle
 MINBASE   := _build/minbase.tar
 # Static: the runtime must run inside any engine's environment and, as the container's init,
@@ -24,6 +26,8 @@ build:
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
 	rm -f $(RUNTIME)
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $(RUNTIME) ./cmd/berth-runtime
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(MONITOR) ./cmd/berth-monitor
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(INIT) ./cmd/berth-init
 
 bundle: build
 	bash scripts/mkbundle.sh $(BUNDLE) $(RUNTIME)

@@ -206,3 +206,28 @@ func Unmount(target string) error {
 		}
 	}
 }
+
+// UpperDir is the writable directory of active snapshot key (a container's changes).
+func (s *Store) UpperDir(key string) string {
+	return filepath.Join(s.activePath(key), "upper")
+}
+
+// LowerDirs returns the unpacked layer directories under active snapshot key, top first.
+func (s *Store) LowerDirs(key string) ([]string, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	m, err := s.readActive(key)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	ids, err := s.lowerChain(m.Parent)
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, len(ids))
+	for i, id := range ids {
+		dirs[i] = s.layerPath(id)
+	}
+	return dirs, nil
+}

@@ -86,7 +86,12 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 		inspectImageCommand(o), pruneImagesCommand(o), pullCommand(o), pushCommand(o), importCommand(o),
 		loadCommand(o), saveCommand(o))
 	systemCmd := &cobra.Command{Use: "system", Short: "manage berth"}
-	systemCmd.AddCommand(dfCommand(o), checkCommand(o))
+	systemCmd.AddCommand(dfCommand(o), checkCommand(o), systemPruneCommand(o), restoreCommand(o), eventsCommand(o))
+	cmd.AddCommand(containerCommand(o), volumeCommand(o), createCommand(o), runCommand(o), startCommand(o),
+		stopCommand(o, "stop", false), stopCommand(o, "restart", true), killCommand(o), pauseCommand(o, false),
+		pauseCommand(o, true), rmCommand(o, "rm"), renameCommand(o), waitCommand(o), psCommand(o, "ps"),
+		logsCommand(o), inspectCommand(o), execCommand(o), attachCommand(o), topCommand(o), statsCommand(o),
+		cpCommand(o), diffCommand(o), commitCommand(o), exportCommand(o), eventsCommand(o))
 	cmd.AddCommand(imageCmd, systemCmd, imagesCommand(o, "images"), rmiCommand(o, "rmi"), tagCommand(o),
 		historyCommand(o), pullCommand(o), pushCommand(o), loginCommand(o), logoutCommand(),
 		importCommand(o), loadCommand(o), saveCommand(o), &cobra.Command{

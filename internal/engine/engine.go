@@ -6,6 +6,8 @@
 //
 //	<root>/image/      the image store (see package image)
 //	<root>/snapshots/  the snapshotter (see package snapshot)
+//	<root>/containers/ containers (see package container)
+//	<root>/volumes/    named volumes (see package volume)
 package engine
 
 import (
@@ -17,8 +19,10 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/snapshot"
+	"github.com/berth-dev/berth/volume"
 )
 
 // DefaultRoot is the data root when neither --root nor $BERTH_ROOT is given.
@@ -27,8 +31,10 @@ const DefaultRoot = "/var/lib/berth"
 // Engine is an open data root.
 type Engine struct {
 	Root      string
-	Images    *image.Store
-	Snapshots *snapshot.Store
+	Images     *image.Store
+	Snapshots  *snapshot.Store
+	Volumes    *volume.Store
+	Containers *container.Manager
 }
 
 // Open opens (creating if needed) the data root.
@@ -51,6 +57,14 @@ func Open(root string) (*Engine, error) {
 	// pull cannot start using a snapshot that is being removed.
 	e.Images, err = image.Open(filepath.Join(root, "image"), image.WithUnusedChainsHook(e.removeChains))
 	if err != nil {
+		return nil, err
+	}
+	if e.Volumes, err = volume.Open(root); err != nil {
+		e.Images.Close()
+		return nil, err
+	}
+	if e.Containers, err = container.Open(root, e.Images, e.Snapshots, e.Volumes); err != nil {
+		e.Images.Close()
 		return nil, err
 	}
 	return e, nil

@@ -69,6 +69,20 @@ func (e *Engine) RemoveImage(ctx context.Context, query string, force bool) ([]s
 	if err != nil {
 		return nil, err
 	}
+	if users := e.containersUsing(img.ID()); len(users) > 0 {
+		// docker: an image a container uses is never deleted; with force its names go.
+		if !force {
+			return nil, fmt.Errorf("%w: unable to delete %s (must be forced) - image is being used by container %s", ErrConflict, img.ShortID(), users[0][:12])
+		}
+		var out []string
+		for _, r := range refs {
+			if err := e.Images.Untag(ctx, r); err != nil {
+				return out, err
+			}
+			out = append(out, "Untagged: "+r.Familiar())
+		}
+		return out, nil
+	}
 	var out []string
 	byRef := false
 	if ref, perr := image.ParseReference(query); perr == nil {
@@ -126,8 +140,8 @@ func (e *Engine) references(img *image.Image) ([]image.Reference, error) {
 	return nil, nil
 }
 
-// PruneImages removes dangling images (all unused ones with all=true; there are no
-// containers yet to use them) and returns the removed IDs and the bytes freed.
+// PruneImages removes dangling images (all unused ones with all=true) that no container
+// uses, and returns the removed IDs and the bytes freed.
 func (e *Engine) PruneImages(ctx context.Context, all bool) ([]string, int64, error) {
 	sums, err := e.Images.List()
 	if err != nil {
@@ -135,7 +149,7 @@ func (e *Engine) PruneImages(ctx context.Context, all bool) ([]string, int64, er
 	}
 	var removed []string
 	for _, s := range sums {
-		if len(s.References) > 0 && !all {
+		if len(s.References) > 0 && !all || len(e.containersUsing(s.Image.ID())) > 0 {
 			continue
 		}
 		if err := e.Images.Remove(ctx, s.Image.ID()); err != nil && !errors.Is(err, image.ErrNotFound) {
@@ -315,4 +329,25 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// containersUsing lists the containers made from image id.
+func (e *Engine) containersUsing(id string) []string {
+	recs, _ := e.Containers.List()
+	var ids []string
+	for _, r := range recs {
+		if r.Image == id {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
+}
+
+// UnpackedSizeByID is UnpackedSize for an image ID ("" when the image is gone).
+func (e *Engine) UnpackedSizeByID(id string) int64 {
+	img, err := e.Images.Resolve(id)
+	if err != nil {
+		return 0
+	}
+	return e.UnpackedSize(img)
 }

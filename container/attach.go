@@ -1,0 +1,111 @@
+package container
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"sync"
+
+	"github.com/berth-dev/berth/container/monitor"
+)
+
+// Attachment is a connection to a container's monitor (see package monitor for the protocol).
+type Attachment struct {
+	conn net.Conn
+	wmu  sync.Mutex
+}
+
+// Attach connects to the container's monitor.
+func (m *Manager) Attach(id string, hello monitor.Hello) (*Attachment, error) {
+	conn, err := net.Dial("unix", filepath.Join(m.dir(id), "attach.sock"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot attach: %v", ErrNotRunning, err)
+	}
+	b, _ := json.Marshal(hello)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &Attachment{conn: conn}, nil
+}
+
+// Close ends the attachment.
+func (a *Attachment) Close() error { return a.conn.Close() }
+
+func (a *Attachment) send(t byte, p []byte) error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	var h [5]byte
+	h[0] = t
+	binary.BigEndian.PutUint32(h[1:], uint32(len(p)))
+	if _, err := a.conn.Write(h[:]); err != nil {
+		return err
+	}
+	_, err := a.conn.Write(p)
+	return err
+}
+
+// Resize sends the terminal size.
+func (a *Attachment) Resize(rows, cols uint16) error {
+	b, _ := json.Marshal(monitor.Resize{Rows: rows, Cols: cols})
+	return a.send(monitor.FrameResize, b)
+}
+
+// SendStdin copies r to the container's stdin, then closes it (FrameStdinClose).
+func (a *Attachment) SendStdin(r io.Reader) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if werr := a.send(monitor.FrameStdin, buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			a.send(monitor.FrameStdinClose, nil)
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// Stream copies the container's output to stdout and stderr until the container exits and
+// returns its exit message. A connection closed without one is an error.
+func (a *Attachment) Stream(stdout, stderr io.Writer) (monitor.ExitMsg, error) {
+	r := bufio.NewReaderSize(a.conn, 64<<10)
+	var h [5]byte
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return monitor.ExitMsg{}, errors.New("lost the connection to the container's monitor")
+		}
+		n := int(binary.BigEndian.Uint32(h[1:]))
+		if n > len(buf) {
+			buf = make([]byte, n)
+		}
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			return monitor.ExitMsg{}, errors.New("lost the connection to the container's monitor")
+		}
+		switch h[0] {
+		case monitor.FrameStdout:
+			if stdout != nil {
+				stdout.Write(buf[:n])
+			}
+		case monitor.FrameStderr:
+			if stderr != nil {
+				stderr.Write(buf[:n])
+			}
+		case monitor.FrameExit:
+			var e monitor.ExitMsg
+			err := json.Unmarshal(buf[:n], &e)
+			return e, err
+		}
+	}
+}

@@ -1,0 +1,423 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/container/monitor"
+	"github.com/berth-dev/berth/container/spec"
+	"github.com/berth-dev/berth/volume"
+)
+
+// Session is a container whose monitor has created it and waits for the go-ahead, so that the
+// caller can attach before the first byte of output.
+type Session struct {
+	m          *Manager
+	rec        *Record
+	sync       *os.File
+	rd         *bufio.Reader
+	unlock     func()
+	Pid        int
+	MonitorPid int
+}
+
+func (m *Manager) bundle(id string) string { return filepath.Join(m.dir(id), "bundle") }
+func (m *Manager) rootfs(id string) string { return filepath.Join(m.dir(id), "bundle", "rootfs") }
+
+// Prepare brings a created or exited container up to "created in the runtime": rootfs
+// mounted, spec written, monitor running. Call Session.Start to let it run.
+func (m *Manager) Prepare(ctx context.Context, rec *Record) (sess *Session, err error) {
+	unlock, err := m.lock(rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
+	st := m.Status(rec)
+	switch st.Status {
+	case "running", "paused", "restarting":
+		return nil, fmt.Errorf("%w: %s", ErrRunning, rec.Name)
+	}
+	if st.MonitorAlive {
+		// The previous run's monitor is still cleaning up.
+		unlock()
+		m.waitMonitorGone(rec.ID, 30*time.Second)
+		if unlock, err = m.lock(rec.ID); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.mountRootfs(ctx, rec.ID); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			m.unmountRootfs(rec.ID)
+		}
+	}()
+	if err := m.writeEtcFiles(rec); err != nil {
+		return nil, err
+	}
+	for _, mp := range rec.Mounts {
+		if mp.Type == "volume" && !mp.NoCopy {
+			if err := volume.CopyUp(ctx, m.rootfs(rec.ID), mp.Destination, mp.Source); err != nil {
+				return nil, fmt.Errorf("volume %s: copy image content: %w", mp.Name, err)
+			}
+		}
+	}
+	sp, err := m.generateSpec(rec)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(sp)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeBytesAtomic(filepath.Join(m.bundle(rec.ID), "config.json"), b, 0o600); err != nil {
+		return nil, err
+	}
+	for _, f := range []string{"stopped", "cleaned", "pid"} {
+		os.Remove(filepath.Join(m.dir(rec.ID), f))
+	}
+	if err := writeFileAtomic(filepath.Join(m.dir(rec.ID), "monitor.json"), m.monitorConfig(rec)); err != nil {
+		return nil, err
+	}
+	sess, err = m.spawnMonitor(rec)
+	if err != nil {
+		return nil, err
+	}
+	sess.unlock = unlock
+	return sess, nil
+}
+
+func (m *Manager) generateSpec(rec *Record) (*specs.Spec, error) {
+	hc := rec.HostConfig
+	var mounts []specs.Mount
+	for _, mp := range rec.Mounts {
+		switch mp.Type {
+		case "bind", "volume":
+			mt := mount.Mount{Type: mount.Type(mp.Type), Target: mp.Destination, ReadOnly: !mp.RW}
+			if mp.Propagation != "" {
+				mt.BindOptions = &mount.BindOptions{Propagation: mount.Propagation(mp.Propagation)}
+			}
+			mounts = append(mounts, spec.BindMount(mt, mp.Source))
+		}
+	}
+	nsPaths := map[specs.LinuxNamespaceType]string{}
+	for t, mode := range map[specs.LinuxNamespaceType]string{
+		specs.PIDNamespace: string(hc.PidMode), specs.IPCNamespace: string(hc.IpcMode),
+		specs.UTSNamespace: string(hc.UTSMode),
+	} {
+		if p, err := m.joinPath(mode, t); err != nil {
+			return nil, err
+		} else if p != "" {
+			nsPaths[t] = p
+		}
+	}
+	netns, err := m.joinPath(string(hc.NetworkMode), specs.NetworkNamespace)
+	if err != nil {
+		return nil, err
+	}
+	in := spec.Input{
+		ID:             rec.ID,
+		Rootfs:         m.rootfs(rec.ID),
+		Config:         rec.Config,
+		Host:           hc,
+		Mounts:         mounts,
+		HostnamePath:   filepath.Join(m.dir(rec.ID), "hostname"),
+		HostsPath:      filepath.Join(m.dir(rec.ID), "hosts"),
+		ResolvConfPath: filepath.Join(m.dir(rec.ID), "resolv.conf"),
+		CgroupsPath:    "/berth/" + rec.ID,
+		InitPath:       m.Bin.Init,
+		NamespacePaths: nsPaths,
+		NetNSPath:      netns,
+	}
+	return spec.Generate(in)
+}
+
+// joinPath resolves "container:NAME" to the namespace file of that container's process.
+func (m *Manager) joinPath(mode string, t specs.LinuxNamespaceType) (string, error) {
+	name, ok := strings.CutPrefix(mode, "container:")
+	if !ok {
+		return "", nil
+	}
+	other, err := m.Lookup(name)
+	if err != nil {
+		return "", err
+	}
+	st := m.Status(other)
+	if !st.Running() {
+		return "", fmt.Errorf("cannot join the %s namespace of container %s: %w", t, name, ErrNotRunning)
+	}
+	file := map[specs.LinuxNamespaceType]string{specs.PIDNamespace: "pid", specs.IPCNamespace: "ipc",
+		specs.UTSNamespace: "uts", specs.NetworkNamespace: "net"}[t]
+	return fmt.Sprintf("/proc/%d/ns/%s", st.Pid, file), nil
+}
+
+func (m *Manager) monitorConfig(rec *Record) *monitor.Config {
+	hc, cfg := rec.HostConfig, rec.Config
+	c := &monitor.Config{
+		ID:          rec.ID,
+		Runtime:     m.Bin.Runtime,
+		RuntimeRoot: m.RuntimeRoot,
+		Bundle:      m.bundle(rec.ID),
+		Dir:         m.dir(rec.ID),
+		Terminal:    cfg.Tty,
+		OpenStdin:   cfg.OpenStdin,
+		StdinOnce:   cfg.StdinOnce,
+		Restart:     monitor.Restart{Name: string(hc.RestartPolicy.Name), MaxRetries: hc.RestartPolicy.MaximumRetryCount},
+		OOMFiles:    oomFiles("/berth/" + rec.ID),
+		ExitCommand: []string{m.Bin.Self, "--root", m.Root, "container", "cleanup", rec.ID},
+		EventsLog:   m.EventsLog(),
+		Name:        rec.Name,
+		Image:       cfg.Image,
+	}
+	if hc.LogConfig.Type != "none" {
+		c.LogPath = m.LogPath(rec.ID)
+		if v := hc.LogConfig.Config["max-size"]; v != "" {
+			c.LogMaxSize, _ = parseSize(v)
+		}
+		if v := hc.LogConfig.Config["max-file"]; v != "" {
+			c.LogMaxFile, _ = strconv.Atoi(v)
+		}
+	}
+	if h := cfg.Healthcheck; h != nil && len(h.Test) > 0 && h.Test[0] != "NONE" {
+		hh := &monitor.Health{Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+		switch h.Test[0] {
+		case "CMD":
+			hh.Test = h.Test[1:]
+		case "CMD-SHELL":
+			hh.Test = []string{"/bin/sh", "-c", strings.Join(h.Test[1:], " ")}
+		default:
+			hh.Test = h.Test
+		}
+		if hh.Interval == 0 {
+			hh.Interval = 30 * time.Second
+		}
+		if hh.Timeout == 0 {
+			hh.Timeout = 30 * time.Second
+		}
+		if hh.Retries == 0 {
+			hh.Retries = 3
+		}
+		if len(hh.Test) > 0 {
+			c.Health = hh
+		}
+	}
+	return c
+}
+
+// LogPath is the container's json-file log.
+func (m *Manager) LogPath(id string) string { return filepath.Join(m.dir(id), id+"-json.log") }
+
+// oomFiles names the cgroup file whose oom_kill counter tells an OOM kill: v2 memory.events,
+// v1 memory.oom_control.
+func oomFiles(cgPath string) []string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return []string{filepath.Join("/sys/fs/cgroup", cgPath, "memory.events")}
+	}
+	return []string{filepath.Join("/sys/fs/cgroup/memory", cgPath, "memory.oom_control")}
+}
+
+func (m *Manager) spawnMonitor(rec *Record) (*Session, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "sync")
+	defer theirs.Close()
+	cmd := exec.Command(m.Bin.Monitor, filepath.Join(m.dir(rec.ID), "monitor.json"))
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("start the container monitor %s: %w", m.Bin.Monitor, err)
+	}
+	go cmd.Wait()
+	s := &Session{m: m, rec: rec, sync: ours, rd: bufio.NewReader(ours), MonitorPid: cmd.Process.Pid}
+	msg, err := s.read()
+	if err != nil {
+		ours.Close()
+		return nil, err
+	}
+	s.Pid = msg.Pid
+	return s, nil
+}
+
+func (s *Session) read() (monitor.SyncMsg, error) {
+	var msg monitor.SyncMsg
+	line, err := s.rd.ReadBytes('\n')
+	if err != nil {
+		return msg, fmt.Errorf("%w: the container monitor exited unexpectedly (see %s)", ErrStart,
+			filepath.Join(s.m.dir(s.rec.ID), "runtime.log"))
+	}
+	if err := json.Unmarshal(line, &msg); err != nil {
+		return msg, fmt.Errorf("container monitor: bad message %q", line)
+	}
+	if msg.Error != "" {
+		return msg, commandError(msg.Error)
+	}
+	return msg, nil
+}
+
+// CommandError is a start failure with docker's exit code (127 not found, 126 not
+// executable, 125 otherwise).
+type CommandError struct {
+	Msg  string
+	Code int
+}
+
+func (e *CommandError) Error() string { return e.Msg }
+func (e *CommandError) Unwrap() error { return ErrCommand }
+
+func commandError(msg string) error {
+	code := 125
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		code = 127
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "is a directory"):
+		code = 126
+	}
+	return &CommandError{Msg: msg, Code: code}
+}
+
+// Start lets the created container run and releases the container lock.
+func (s *Session) Start() error {
+	defer s.finish()
+	if _, err := s.sync.Write([]byte("{\"start\":true}\n")); err != nil {
+		return fmt.Errorf("container monitor: %w", err)
+	}
+	if _, err := s.read(); err != nil {
+		s.fail(err)
+		return err
+	}
+	return nil
+}
+
+// Abort deletes the created container (the monitor does it when the socket closes).
+func (s *Session) Abort() {
+	s.finish()
+	s.m.waitMonitorGone(s.rec.ID, 10*time.Second)
+	s.m.unmountRootfs(s.rec.ID)
+}
+
+func (s *Session) finish() {
+	if s.sync != nil {
+		s.sync.Close()
+		s.sync = nil
+	}
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
+}
+
+// fail records a failed start as docker does: the container stays "created" with the exit
+// code of the failure.
+func (s *Session) fail(err error) {
+	st, _ := s.m.readState(s.rec.ID)
+	st.Status = "created"
+	st.Error = err.Error()
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		st.ExitCode = ce.Code
+	}
+	s.m.writeState(s.rec.ID, st)
+}
+
+// FailPrepare records a failure of Prepare (see Session.fail).
+func (m *Manager) FailPrepare(rec *Record, err error) {
+	(&Session{m: m, rec: rec}).fail(err)
+}
+
+func (m *Manager) mountRootfs(ctx context.Context, id string) error {
+	target := m.rootfs(id)
+	if mounted, _ := mountinfo.Mounted(target); mounted {
+		return nil
+	}
+	return m.Snapshots.Mount(ctx, id, target)
+}
+
+func (m *Manager) unmountRootfs(id string) error {
+	target := m.rootfs(id)
+	for i := 0; i < 8; i++ {
+		mounted, err := mountinfo.Mounted(target)
+		if err != nil || !mounted {
+			return err
+		}
+		if err := unix.Unmount(target, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			if errors.Is(err, unix.EBUSY) {
+				unix.Unmount(target, unix.MNT_DETACH)
+				continue
+			}
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// writeEtcFiles writes the per-container /etc/hostname, /etc/hosts and /etc/resolv.conf.
+func (m *Manager) writeEtcFiles(rec *Record) error {
+	dir := m.dir(rec.ID)
+	host := rec.HostConfig.NetworkMode == "host"
+	hostname := rec.Config.Hostname
+	if err := os.WriteFile(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
+	var hosts []byte
+	if host {
+		hosts, _ = os.ReadFile("/etc/hosts")
+	} else {
+		hosts = []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n" +
+			"ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	}
+	for _, h := range rec.HostConfig.ExtraHosts {
+		if name, ip, ok := strings.Cut(h, ":"); ok {
+			hosts = append(hosts, []byte(ip+"\t"+name+"\n")...)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hosts"), hosts, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "resolv.conf"), resolvConf(host), 0o644)
+}
+
+// resolvConf is the host's resolver configuration; outside the host's network namespace its
+// loopback nameservers cannot be reached, so they are dropped (docker's rule, with its
+// fallback to public resolvers replaced by nothing: no traffic leaves unless configured).
+func resolvConf(host bool) []byte {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil || host {
+		return b
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return []byte(strings.Join(out, "\n"))
+}
+
+func parseSize(s string) (int64, error) { return units.RAMInBytes(s) }
