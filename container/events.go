@@ -33,7 +33,9 @@ func (m *Manager) event(rec *Record, action string, attrs map[string]string) {
 }
 
 // Event exposes event for the CLI's own actions (exec_start, commit, ...).
-func (m *Manager) Event(rec *Record, action string, attrs map[string]string) { m.event(rec, action, attrs) }
+func (m *Manager) Event(rec *Record, action string, attrs map[string]string) {
+	m.event(rec, action, attrs)
+}
 
 // Events calls fn for every event in [since, until) (zero = unbounded); with follow it keeps
 // reading new events until ctx is done or until passes.

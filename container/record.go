@@ -70,7 +70,7 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (m *Manager) dir(id string) string       { return filepath.Join(m.ctrRoot, id) }
+func (m *Manager) dir(id string) string        { return filepath.Join(m.ctrRoot, id) }
 func (m *Manager) namePath(name string) string { return filepath.Join(m.ctrRoot, "names", name) }
 
 // reserveName points names/<name> at id. symlink(2) fails on an existing name, so two

@@ -259,7 +259,7 @@ func waitCommand(o *berthOpts) *cobra.Command {
 // psRow is what `ps --format` templates see (docker's field names).
 type psRow struct {
 	ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Size, Names, Labels, Mounts, Networks string
-	Created                                                                                                  time.Time `json:"-"`
+	Created                                                                                                time.Time `json:"-"`
 }
 
 func psCommand(o *berthOpts, use string) *cobra.Command {
@@ -388,7 +388,9 @@ func psFilter(m *container.Manager, filters []string) (func(*container.Record, c
 		case "id":
 			c = func(r *container.Record, _ container.Status) bool { return strings.HasPrefix(r.ID, v) }
 		case "name":
-			c = func(r *container.Record, _ container.Status) bool { return strings.Contains(r.Name, strings.TrimPrefix(v, "/")) }
+			c = func(r *container.Record, _ container.Status) bool {
+				return strings.Contains(r.Name, strings.TrimPrefix(v, "/"))
+			}
 		case "label":
 			lk, lv, hasV := strings.Cut(v, "=")
 			c = func(r *container.Record, _ container.Status) bool {

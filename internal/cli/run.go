@@ -29,8 +29,8 @@ import (
 
 // runFlags are the flags of `create` and `run` (docker's names).
 type runFlags struct {
-	detach, interactive, tty, rm, readOnly, privileged, init, noHealth bool
-	name, workdir, user, entrypoint, hostname, memory, memorySwap, memoryReservation   string
+	detach, interactive, tty, rm, readOnly, privileged, init, noHealth                  bool
+	name, workdir, user, entrypoint, hostname, memory, memorySwap, memoryReservation    string
 	cpus, cpusetCPUs, cpusetMems, restart, stopSignal, pidMode, ipcMode, utsMode        string
 	shmSize, pull, platform, cidfile, network, healthCmd, logDriver                     string
 	env, envFile, labels, volumes, mounts, tmpfs, ulimits, capAdd, capDrop, securityOpt []string
@@ -164,18 +164,18 @@ func (r *runFlags) config(f *pflag.FlagSet, imageRef string, cmd []string) (*con
 		return nil, nil, err
 	}
 	hc := &containertypes.HostConfig{
-		Binds:          r.volumes,
-		AutoRemove:     r.rm,
-		ReadonlyRootfs: r.readOnly,
-		Privileged:     r.privileged,
-		CapAdd:         r.capAdd,
-		CapDrop:        r.capDrop,
-		OomScoreAdj:    r.oomScoreAdj,
-		NetworkMode:    containertypes.NetworkMode(r.network),
-		ExtraHosts:     r.addHosts,
-		GroupAdd:       r.groupAdd,
-		DNSSearch:      r.dnsSearch,
-		DNSOptions:     r.dnsOpt,
+		Binds:           r.volumes,
+		AutoRemove:      r.rm,
+		ReadonlyRootfs:  r.readOnly,
+		Privileged:      r.privileged,
+		CapAdd:          r.capAdd,
+		CapDrop:         r.capDrop,
+		OomScoreAdj:     r.oomScoreAdj,
+		NetworkMode:     containertypes.NetworkMode(r.network),
+		ExtraHosts:      r.addHosts,
+		GroupAdd:        r.groupAdd,
+		DNSSearch:       r.dnsSearch,
+		DNSOptions:      r.dnsOpt,
 		ContainerIDFile: r.cidfile,
 	}
 	if len(r.publish) > 0 || r.publishAll {

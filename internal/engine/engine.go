@@ -30,7 +30,7 @@ const DefaultRoot = "/var/lib/berth"
 
 // Engine is an open data root.
 type Engine struct {
-	Root      string
+	Root       string
 	Images     *image.Store
 	Snapshots  *snapshot.Store
 	Volumes    *volume.Store
