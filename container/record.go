@@ -126,10 +126,13 @@ func writeFileAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeBytesAtomic(path, b, 0o600)
+	return writeBytesAtomic(path, b, 0o600, true)
 }
 
-func writeBytesAtomic(path string, b []byte, mode os.FileMode) error {
+// writeBytesAtomic replaces path with b. durable adds the fsyncs that make the new content
+// survive a power loss; files regenerated on every start (the spec, the monitor's config) do
+// without them: after a crash they are rewritten before they are read again.
+func writeBytesAtomic(path string, b []byte, mode os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
@@ -139,7 +142,7 @@ func writeBytesAtomic(path string, b []byte, mode os.FileMode) error {
 	if _, err := f.Write(b); err == nil {
 		err = f.Chmod(mode)
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -150,6 +153,9 @@ func writeBytesAtomic(path string, b []byte, mode os.FileMode) error {
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {

@@ -91,13 +91,17 @@ func (m *Manager) Prepare(ctx context.Context, rec *Record) (sess *Session, err 
 	if err != nil {
 		return nil, err
 	}
-	if err := writeBytesAtomic(filepath.Join(m.bundle(rec.ID), "config.json"), b, 0o600); err != nil {
+	if err := writeBytesAtomic(filepath.Join(m.bundle(rec.ID), "config.json"), b, 0o600, false); err != nil {
 		return nil, err
 	}
 	for _, f := range []string{"stopped", "cleaned", "pid"} {
 		os.Remove(filepath.Join(m.dir(rec.ID), f))
 	}
-	if err := writeFileAtomic(filepath.Join(m.dir(rec.ID), "monitor.json"), m.monitorConfig(rec)); err != nil {
+	mc, err := json.Marshal(m.monitorConfig(rec))
+	if err != nil {
+		return nil, err
+	}
+	if err := writeBytesAtomic(filepath.Join(m.dir(rec.ID), "monitor.json"), mc, 0o600, false); err != nil {
 		return nil, err
 	}
 	sess, err = m.spawnMonitor(rec)

@@ -136,22 +136,33 @@ func Open(root string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("open image store %s: %w", root, err)
 		}
 	}
-	if err := s.update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketRefs, bucketImages, bucketReleased} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+	// Every berth command opens the store: check the schema read-only first, so that only
+	// the first open of a data root pays for a write transaction (and its fdatasync).
+	ready := false
+	if _, err := os.Stat(s.dbPath); err == nil {
+		if err := s.view(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketRefs, bucketImages, bucketReleased} {
+				if tx.Bucket(b) == nil {
+					return nil
+				}
 			}
+			if meta := tx.Bucket(bucketMeta); meta != nil {
+				if v := meta.Get(keyVersion); v != nil {
+					if string(v) != schemaVersion {
+						return fmt.Errorf("unsupported store schema version %q (want %s)", v, schemaVersion)
+					}
+					ready = true
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("open image store %s: %w", root, err)
 		}
-		meta := tx.Bucket(bucketMeta)
-		switch v := meta.Get(keyVersion); {
-		case v == nil:
-			return meta.Put(keyVersion, []byte(schemaVersion))
-		case string(v) != schemaVersion:
-			return fmt.Errorf("unsupported store schema version %q (want %s)", v, schemaVersion)
+	}
+	if !ready {
+		if err := s.initDB(); err != nil {
+			return nil, fmt.Errorf("open image store %s: %w", root, err)
 		}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("open image store %s: %w", root, err)
 	}
 	// Files in ingest/ belong to crashed writers unless a writer is running
 	// now; holding the lock exclusively proves none is. If one is, leave
@@ -166,6 +177,25 @@ func Open(root string, opts ...Option) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// initDB creates the buckets and the schema version of a new store.
+func (s *Store) initDB() error {
+	return s.update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketRefs, bucketImages, bucketReleased} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keyVersion); {
+		case v == nil:
+			return meta.Put(keyVersion, []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("unsupported store schema version %q (want %s)", v, schemaVersion)
+		}
+		return nil
+	})
 }
 
 // Close marks the store closed. It holds no long-lived resources (the

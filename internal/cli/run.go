@@ -47,6 +47,7 @@ type runFlags struct {
 
 func addRunFlags(f *pflag.FlagSet, r *runFlags, run bool) {
 	f.SetInterspersed(false)
+	f.Bool("help", false, "print usage") // -h is --hostname, as in docker
 	if run {
 		f.BoolVarP(&r.detach, "detach", "d", false, "run the container in the background and print its ID")
 		f.BoolVar(&r.rm, "rm", false, "remove the container when it exits")
