@@ -38,7 +38,7 @@ minbase:
 
 # Command 1 of the README: install, build, make the busybox bundle, run a real container.
 demo: deps bundle
-	bash scripts/demo.sh $(RUNTIME) $(BUNDLE)
+	bash scripts/demo.sh $(BIN) $(BUNDLE)
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
@@ -46,10 +46,10 @@ lint:
 	$$($(GO) env GOPATH)/bin/staticcheck ./...
 
 test-unit:
-	$(GO) test -count=1 ./runtime/... ./internal/... ./image/... ./snapshot/... ./registry/...
+	$(GO) test -count=1 ./runtime/... ./internal/... ./image/... ./snapshot/... ./registry/... ./container/... ./volume/... ./cmd/...
 
 test-integration: build bundle minbase
-	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) BERTH_MINBASE=$(CURDIR)/$(MINBASE).gz $(GO) test -count=1 -v -timeout 20m ./test/runtime/ ./test/images/
+	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) BERTH_MINBASE=$(CURDIR)/$(MINBASE).gz $(GO) test -count=1 -v -timeout 20m ./test/runtime/ ./test/images/ ./test/engine/
 
 # dockerd and podman driving berth-runtime (installs docker.io and podman).
 test-engines: build bundle

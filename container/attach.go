@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/container/monitor"
 )
@@ -22,7 +25,7 @@ type Attachment struct {
 
 // Attach connects to the container's monitor.
 func (m *Manager) Attach(id string, hello monitor.Hello) (*Attachment, error) {
-	conn, err := net.Dial("unix", filepath.Join(m.dir(id), "attach.sock"))
+	conn, err := dialUnix(filepath.Join(m.dir(id), "attach.sock"))
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot attach: %v", ErrNotRunning, err)
 	}
@@ -108,4 +111,19 @@ func (a *Attachment) Stream(stdout, stderr io.Writer) (monitor.ExitMsg, error) {
 			return e, err
 		}
 	}
+}
+
+// dialUnix connects to a unix socket whose path may exceed sun_path's 108 bytes (a data root
+// deep in the file system): the directory is opened and the socket reached through
+// /proc/self/fd/N/NAME.
+func dialUnix(path string) (net.Conn, error) {
+	if len(path) < 100 {
+		return net.Dial("unix", path)
+	}
+	dir, err := os.OpenFile(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return net.Dial("unix", fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path)))
 }
