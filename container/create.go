@@ -33,7 +33,7 @@ type CreateOptions struct {
 }
 
 // Create makes a container record, its snapshot and its volumes. On error nothing is left.
-func (m *Manager) Create(ctx context.Context, o CreateOptions) (rec *Record, err error) {
+func (m *Manager) Create(ctx context.Context, o CreateOptions) (_ *Record, err error) {
 	cfg, hc := o.Config, o.HostConfig
 	if hc == nil {
 		hc = &containertypes.HostConfig{}
@@ -61,7 +61,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (rec *Record, err
 	if hc.ShmSize == 0 {
 		hc.ShmSize = 64 << 20
 	}
-	rec = &Record{
+	rec := &Record{
 		ID:         newID(),
 		Created:    time.Now().UTC(),
 		Image:      o.Image.ID(),

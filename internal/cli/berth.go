@@ -75,7 +75,9 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 		SilenceErrors: true,
 	}
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())
+		// docker exits 125 on a flag error.
+		fmt.Fprintf(os.Stderr, "berth: %s: %v (see '%s --help')\n", c.CommandPath(), err, c.CommandPath())
+		return runtimecli.ExitError{Code: 125}
 	})
 	cmd.PersistentFlags().StringVar(&o.root, "root", root, "data root (images, layers, containers); also $BERTH_ROOT")
 	cmd.PersistentFlags().BoolVarP(&o.debug, "debug", "D", false, "debug output")
