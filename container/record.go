@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -225,6 +226,8 @@ func (m *Manager) ids() ([]string, error) {
 	for _, e := range ents {
 		if len(e.Name()) == 64 && isHexPrefix(e.Name()) {
 			ids = append(ids, e.Name())
+		} else if strings.HasPrefix(e.Name(), ".trash-") {
+			os.RemoveAll(filepath.Join(m.ctrRoot, e.Name())) // a removal that crashed half-way
 		}
 	}
 	return ids, nil
@@ -240,7 +243,8 @@ func (m *Manager) List() ([]*Record, error) {
 	for _, id := range ids {
 		r, err := m.readRecord(id)
 		if err != nil {
-			continue // a container being created or removed
+			m.reclaim(id) // a container being created, or one whose create crashed
+			continue
 		}
 		recs = append(recs, r)
 	}
@@ -268,4 +272,29 @@ func (m *Manager) lock(id string) (func(), error) {
 		return nil, err
 	}
 	return func() { unix.Close(fd) }, nil
+}
+
+// reclaim removes what a create killed before it wrote the record left behind: a directory
+// without config.json, its snapshot and its name. A create in progress is left alone: its
+// directory is younger than a minute (a create takes milliseconds).
+func (m *Manager) reclaim(id string) {
+	dir := m.dir(id)
+	fi, err := os.Stat(dir)
+	if err != nil || time.Since(fi.ModTime()) < time.Minute {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+		return
+	}
+	m.unmountRootfs(id)
+	m.Snapshots.RemoveActive(context.Background(), id)
+	if ents, err := os.ReadDir(filepath.Join(m.ctrRoot, "names")); err == nil {
+		for _, e := range ents {
+			m.releaseName(e.Name(), id)
+		}
+	}
+	trash := filepath.Join(m.ctrRoot, ".trash-"+id)
+	if os.Rename(dir, trash) == nil {
+		os.RemoveAll(trash)
+	}
 }
