@@ -83,6 +83,13 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (_ *Record, err e
 			}
 		}
 	}()
+	dir := m.dir(rec.ID)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	undo = append(undo, func() { os.RemoveAll(dir) })
+	// The directory exists before the name points at it: reserveName takes a name whose
+	// owner has no directory for a leftover of a crash.
 	if o.Name != "" {
 		if err := m.reserveName(o.Name, rec.ID); err != nil {
 			return nil, err
@@ -101,11 +108,6 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (_ *Record, err e
 		}
 	}
 	undo = append(undo, func() { m.releaseName(rec.Name, rec.ID) })
-	dir := m.dir(rec.ID)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		return nil, fmt.Errorf("create container: %w", err)
-	}
-	undo = append(undo, func() { os.RemoveAll(dir) })
 	if err := os.MkdirAll(filepath.Join(dir, "bundle", "rootfs"), 0o711); err != nil {
 		return nil, err
 	}

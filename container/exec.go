@@ -4,7 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -57,6 +62,9 @@ func (m *Manager) ExecProcess(rec *Record, o ExecOptions) (*specs.Process, error
 		}
 		p.User = u
 	}
+	if err := lookExec(fmt.Sprintf("/proc/%d/root", st.Pid), &p); err != nil {
+		return nil, err
+	}
 	if o.Privileged && p.Capabilities != nil {
 		all := spec.AllCaps()
 		p.Capabilities.Bounding, p.Capabilities.Effective, p.Capabilities.Permitted = all, all, all
@@ -71,4 +79,58 @@ func hasEnv(env []string, key string) bool {
 		}
 	}
 	return false
+}
+
+// lookExec finds the command in the container (resolved in-root through its PATH), so that
+// a missing or non-executable command fails with docker's exit code (127, 126) and message
+// before any process is made.
+func lookExec(root string, p *specs.Process) error {
+	name := p.Args[0]
+	exists := func(file string) (bool, bool) {
+		f, err := pathrs.OpenInRoot(root, file)
+		if err != nil {
+			return false, false
+		}
+		defer f.Close()
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) != nil {
+			return false, false
+		}
+		return true, st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0
+	}
+	if strings.Contains(name, "/") {
+		file := name
+		if !path.IsAbs(file) {
+			file = path.Join(p.Cwd, file)
+		}
+		found, ok := exists(file)
+		switch {
+		case !found:
+			return &CommandError{Msg: fmt.Sprintf("exec: %q: stat %s: no such file or directory", name, name), Code: 127}
+		case !ok:
+			return &CommandError{Msg: fmt.Sprintf("exec: %q: permission denied", name), Code: 126}
+		}
+		return nil
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range p.Env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	denied := false
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		found, ok := exists(path.Join(dir, name))
+		if ok {
+			return nil
+		}
+		denied = denied || found
+	}
+	if denied {
+		return &CommandError{Msg: fmt.Sprintf("exec: %q: permission denied", name), Code: 126}
+	}
+	return &CommandError{Msg: fmt.Sprintf("exec: %q: executable file not found in $PATH", name), Code: 127}
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
 
 	containertypes "github.com/moby/moby/api/types/container"
 
@@ -42,7 +46,43 @@ func (m *Manager) Changes(rec *Record) ([]containertypes.FilesystemChange, error
 	if err != nil {
 		return nil, err
 	}
-	return files.Changes(context.Background(), m.Snapshots.UpperDir(rec.ID), lowers)
+	changes, err := files.Changes(context.Background(), m.Snapshots.UpperDir(rec.ID), lowers)
+	if err != nil {
+		return nil, err
+	}
+	skip := m.initLayer(rec.ID)
+	// A directory reported only because an init-layer mount point was created in it (C /etc
+	// for /etc/hosts) is no change either.
+	parents := map[string]bool{}
+	for p := range skip {
+		for d := path.Dir("/" + p); d != "/"; d = path.Dir(d) {
+			parents[d] = true
+		}
+	}
+	var out []containertypes.FilesystemChange
+	for _, c := range changes {
+		if skip[strings.TrimPrefix(c.Path, "/")] {
+			continue
+		}
+		out = append(out, c)
+	}
+	var kept []containertypes.FilesystemChange
+	for _, c := range out {
+		if parents[c.Path] && c.Kind == containertypes.ChangeModify && !hasChild(out, c.Path) {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	return kept, nil
+}
+
+func hasChild(changes []containertypes.FilesystemChange, dir string) bool {
+	for _, c := range changes {
+		if strings.HasPrefix(c.Path, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // Export writes the container's whole file system as a tar (docker export).
@@ -52,3 +92,37 @@ func (m *Manager) Export(ctx context.Context, rec *Record, w io.Writer) error {
 
 // UpperDir is the container's writable layer.
 func (m *Manager) UpperDir(id string) string { return m.Snapshots.UpperDir(id) }
+
+// initPaths are the mount points the runtime may create in a container's upper dir for
+// berth's own mounts (docker's "init layer"): they are not changes of the container, so
+// diff and commit leave them out when they are still empty mount points.
+var initPaths = []string{"etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab", ".dockerenv",
+	"dev/console", "dev/shm", "dev/pts", "dev/mqueue", "proc", "sys", "dev"}
+
+// initLayer returns those of initPaths that are bare mount points in the upper dir (an empty
+// file or directory), as tar names.
+func (m *Manager) initLayer(id string) map[string]bool {
+	upper := m.Snapshots.UpperDir(id)
+	out := map[string]bool{}
+	for _, p := range initPaths {
+		fi, err := os.Lstat(filepath.Join(upper, p))
+		if err != nil {
+			continue
+		}
+		switch {
+		case fi.Mode().IsRegular() && fi.Size() == 0:
+			out[p] = true
+		case fi.IsDir():
+			if ents, err := os.ReadDir(filepath.Join(upper, p)); err == nil && len(ents) == 0 {
+				out[p] = true
+			}
+		}
+	}
+	return out
+}
+
+// Diff writes the container's changes as an uncompressed layer tar (for commit).
+func (m *Manager) Diff(ctx context.Context, rec *Record, w io.Writer) error {
+	_, _, err := m.Snapshots.DiffExcluding(ctx, rec.ID, w, m.initLayer(rec.ID))
+	return err
+}

@@ -14,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/docker/go-units"
+	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -85,6 +87,9 @@ func (m *Manager) Prepare(ctx context.Context, rec *Record) (sess *Session, err 
 	}
 	sp, err := m.generateSpec(rec)
 	if err != nil {
+		return nil, err
+	}
+	if err := makeWorkdir(m.rootfs(rec.ID), sp.Process); err != nil {
 		return nil, err
 	}
 	b, err := json.Marshal(sp)
@@ -402,26 +407,70 @@ func (m *Manager) writeEtcFiles(rec *Record) error {
 	if err := os.WriteFile(filepath.Join(dir, "hosts"), hosts, 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "resolv.conf"), resolvConf(host), 0o644)
+	return os.WriteFile(filepath.Join(dir, "resolv.conf"), resolvConf(host, rec.HostConfig), 0o644)
 }
 
 // resolvConf is the host's resolver configuration; outside the host's network namespace its
 // loopback nameservers cannot be reached, so they are dropped (docker's rule, with its
 // fallback to public resolvers replaced by nothing: no traffic leaves unless configured).
-func resolvConf(host bool) []byte {
-	b, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil || host {
+// --dns, --dns-search and --dns-option replace the host's lines of that kind, as docker.
+func resolvConf(host bool, hc *containertypes.HostConfig) []byte {
+	b, _ := os.ReadFile("/etc/resolv.conf")
+	if host && len(hc.DNS) == 0 && len(hc.DNSSearch) == 0 && len(hc.DNSOptions) == 0 {
 		return b
 	}
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 		f := strings.Fields(l)
-		if len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
+		if len(f) >= 1 {
+			switch {
+			case f[0] == "nameserver" && len(hc.DNS) > 0,
+				(f[0] == "search" || f[0] == "domain") && len(hc.DNSSearch) > 0,
+				f[0] == "options" && len(hc.DNSOptions) > 0:
+				continue
+			}
+		}
+		if len(f) >= 2 && f[0] == "nameserver" && !host && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
 			continue
 		}
 		out = append(out, l)
 	}
-	return []byte(strings.Join(out, "\n"))
+	for _, a := range hc.DNS {
+		out = append(out, "nameserver "+a.String())
+	}
+	if len(hc.DNSSearch) > 0 {
+		out = append(out, "search "+strings.Join(hc.DNSSearch, " "))
+	}
+	if len(hc.DNSOptions) > 0 {
+		out = append(out, "options "+strings.Join(hc.DNSOptions, " "))
+	}
+	return []byte(strings.Join(out, "\n") + "\n")
 }
 
 func parseSize(s string) (int64, error) { return units.RAMInBytes(s) }
+
+// makeWorkdir creates a missing working directory inside the rootfs, owned by the process's
+// user, as docker does at start. The path is resolved in-root: an image cannot point it at
+// the host through a symlink.
+func makeWorkdir(rootfs string, p *specs.Process) error {
+	if p == nil || p.Cwd == "" || p.Cwd == "/" {
+		return nil
+	}
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if f, err := pathrs.OpenatInRoot(root, p.Cwd); err == nil {
+		f.Close()
+		return nil
+	}
+	d, err := pathrs.MkdirAllHandle(root, p.Cwd, 0o755)
+	if err != nil {
+		return fmt.Errorf("create the working directory %s: %w", p.Cwd, err)
+	}
+	defer d.Close()
+	// Only what MkdirAll created would need the user's ownership; chown the leaf (docker
+	// chowns the directories it creates).
+	return unix.Fchownat(int(d.Fd()), "", int(p.User.UID), int(p.User.GID), unix.AT_EMPTY_PATH)
+}

@@ -36,6 +36,13 @@ import (
 // uncompressed OCI layer tar to w and returns its diffID (sha256 of the tar)
 // and size in bytes.
 func (s *Store) Diff(ctx context.Context, key string, w io.Writer) (digest.Digest, int64, error) {
+	return s.DiffExcluding(ctx, key, w, nil)
+}
+
+// DiffExcluding is Diff without the entries named in exclude (tar names like "etc/hosts"):
+// a container's upper dir holds the mount points its runtime created (/etc/hosts, ...),
+// which are not changes of the container (docker keeps them in a separate init layer).
+func (s *Store) DiffExcluding(ctx context.Context, key string, w io.Writer, exclude map[string]bool) (digest.Digest, int64, error) {
 	if err := checkKey(key); err != nil {
 		return "", 0, err
 	}
@@ -52,10 +59,11 @@ func (s *Store) Diff(ctx context.Context, key string, w io.Writer) (digest.Diges
 	dg := digest.SHA256.Digester()
 	cw := &countingWriter{w: io.MultiWriter(w, dg.Hash())}
 	d := &differ{
-		ctx:   ctx,
-		tw:    tar.NewWriter(cw),
-		links: map[[2]uint64]string{},
-		buf:   make([]byte, 256<<10),
+		ctx:     ctx,
+		tw:      tar.NewWriter(cw),
+		links:   map[[2]uint64]string{},
+		buf:     make([]byte, 256<<10),
+		exclude: exclude,
 	}
 	if err := d.dir(fd, ""); err != nil {
 		return "", 0, fmt.Errorf("snapshot: diff %s: %w", key, err)
@@ -78,10 +86,11 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 type differ struct {
-	ctx   context.Context
-	tw    *tar.Writer
-	links map[[2]uint64]string // first tar name of each multiply-linked inode
-	buf   []byte
+	ctx     context.Context
+	tw      *tar.Writer
+	links   map[[2]uint64]string // first tar name of each multiply-linked inode
+	buf     []byte
+	exclude map[string]bool
 }
 
 // dir emits the entries of directory dirfd, whose tar name prefix is rel
@@ -110,6 +119,9 @@ func (d *differ) dir(dirfd int, rel string) error {
 }
 
 func (d *differ) entry(dirfd int, rel, name string) error {
+	if d.exclude[rel+name] {
+		return nil
+	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if err == unix.ENOENT {

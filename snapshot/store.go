@@ -61,6 +61,7 @@ const (
 	tmpDir       = "tmp"
 	emptyDir     = "empty"
 	lockFile     = "lock"
+	tmpLockFile  = "tmp.lock" // held from mkdir to flock of a tmp/ entry, and by cleanTmp's scan
 	metaFile     = "meta.json"
 	layerFSDir   = "fs"
 )
@@ -109,13 +110,25 @@ func Open(root string) (*Store, error) {
 	return s, nil
 }
 
-// cleanTmp removes every tmp/ entry that no live process holds a flock on.
+// cleanTmp removes every tmp/ entry that no live process holds a flock on. The scan runs
+// under tmp.lock, which newWorkDir also holds from mkdir to flock: without it, an
+// entry another process has just made but not yet locked would look abandoned.
 func (s *Store) cleanTmp() error {
 	dir := filepath.Join(s.root, tmpDir)
-	ents, err := os.ReadDir(dir)
+	unlock, err := s.tmpLock()
 	if err != nil {
 		return err
 	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		unlock()
+		return err
+	}
+	type stale struct {
+		path string
+		fd   int
+	}
+	var gone []stale
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
@@ -124,16 +137,23 @@ func (s *Store) cleanTmp() error {
 				unix.Close(fd)
 				continue // owned by a live Apply/Remove in another process
 			}
+		} else {
+			fd = -1
 		}
-		rerr := os.RemoveAll(p)
-		if fd >= 0 && err == nil {
-			unix.Close(fd)
+		gone = append(gone, stale{p, fd})
+	}
+	unlock()
+	// Delete outside the store lock, holding each entry's own lock.
+	var errs []error
+	for _, g := range gone {
+		if err := os.RemoveAll(g.path); err != nil {
+			errs = append(errs, err)
 		}
-		if rerr != nil {
-			return rerr
+		if g.fd >= 0 {
+			unix.Close(g.fd)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // workDir is a locked directory under tmp/.
@@ -143,8 +163,14 @@ type workDir struct {
 }
 
 // newWorkDir creates tmp/<prefix>-<random> and flocks it so that a
-// concurrent Open in another process does not delete it under us.
+// concurrent Open in another process does not delete it under us; both happen under
+// tmp.lock (see cleanTmp).
 func (s *Store) newWorkDir(prefix string) (*workDir, error) {
+	unlock, err := s.tmpLock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	p, err := os.MkdirTemp(filepath.Join(s.root, tmpDir), prefix+"-")
 	if err != nil {
 		return nil, err
@@ -189,8 +215,14 @@ func (w *workDir) release() {
 
 // lock takes the store-wide metadata lock. It is held only around short
 // check-then-rename sequences, never across unpacking.
-func (s *Store) lock() (func(), error) {
-	fd, err := unix.Open(filepath.Join(s.root, lockFile), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+func (s *Store) lock() (func(), error) { return s.lockNamed(lockFile) }
+
+// tmpLock serialises creating tmp/ entries with cleaning them (see cleanTmp); it is separate
+// from the metadata lock because Remove makes a tmp/ entry while holding that one.
+func (s *Store) tmpLock() (func(), error) { return s.lockNamed(tmpLockFile) }
+
+func (s *Store) lockNamed(name string) (func(), error) {
+	fd, err := unix.Open(filepath.Join(s.root, name), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: lock: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"syscall"
 )
 
@@ -25,6 +26,7 @@ func tune(args []string) {
 		env := append(os.Environ(), "GOMAXPROCS=1", tunedEnv)
 		syscall.Exec("/proc/self/exe", args, env) // on failure, go on as we are
 	}
+	runtime.MemProfileRate = 0 // no profiling buckets (a 1.4 MB table, touched at each GC)
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(25)
 }
@@ -79,10 +81,11 @@ type gcSentinel struct {
 // dropReadOnlyData madvise(MADV_DONTNEED)s the executable's read-only non-executable
 // mappings that hold no private (anonymous) page: for those the call only unmaps page-cache
 // pages. A mapping with anonymous pages (a relocated PIE's RELRO) is left alone. The text
-// is left alone too: the runtime touches most of it again at once. It reads smaps through
-// one small buffer, so that it leaves next to no garbage behind.
+// is left alone too: the runtime touches most of it again at once. It runs after every
+// collection, so it allocates nothing (smapsBuf is static).
 func dropReadOnlyData() {
-	var exeBuf [512]byte
+	smapsMu.Lock()
+	defer smapsMu.Unlock()
 	n, err := syscall.Readlink("/proc/self/exe", exeBuf[:])
 	if err != nil || n <= 0 || n == len(exeBuf) {
 		return
@@ -102,24 +105,18 @@ func dropReadOnlyData() {
 		candidate = false
 	}
 	line := func(l []byte) {
-		f := bytes.Fields(l)
-		if len(f) == 0 {
-			return
-		}
-		if r := bytes.IndexByte(f[0], '-'); r > 0 && len(f) >= 5 && !bytes.HasSuffix(f[0], []byte(":")) {
-			// A mapping's header: "lo-hi perms offset dev inode [path]".
+		if l0, h0, perms, path, ok := mapsHeader(l); ok {
 			flush()
-			l, ok1 := parseHex(f[0][:r])
-			h, ok2 := parseHex(f[0][r+1:])
-			candidate = ok1 && ok2 && string(f[1]) == "r--p" && len(f) == 6 && bytes.Equal(f[5], exe)
-			lo, hi = l, h
+			lo, hi = l0, h0
+			candidate = string(perms) == "r--p" && bytes.Equal(path, exe)
 			return
 		}
-		if candidate && string(f[0]) == "Anonymous:" && (len(f) < 2 || string(f[1]) != "0") {
+		// "Anonymous:      0 kB"
+		if candidate && bytes.HasPrefix(l, []byte("Anonymous:")) && !bytes.HasPrefix(bytes.TrimLeft(l[len("Anonymous:"):], " "), []byte("0 ")) {
 			candidate = false
 		}
 	}
-	buf := make([]byte, 8192)
+	buf := smapsBuf[:]
 	have := 0
 	for {
 		n, err := syscall.Read(fd, buf[have:])
@@ -140,6 +137,51 @@ func dropReadOnlyData() {
 		}
 	}
 	flush()
+}
+
+var (
+	smapsMu  sync.Mutex
+	smapsBuf [4096]byte
+	exeBuf   [512]byte
+)
+
+// mapsHeader parses "lo-hi perms offset dev inode   path" (a line of maps, or the first of
+// a mapping in smaps); field lines ("Rss:   4 kB") are not headers.
+func mapsHeader(l []byte) (lo, hi uint64, perms, path []byte, ok bool) {
+	var f [6][]byte
+	n := 0
+	for i := 0; i < len(l) && n < 6; {
+		for i < len(l) && l[i] == ' ' {
+			i++
+		}
+		if i == len(l) {
+			break
+		}
+		j := i
+		if n == 5 {
+			j = len(l) // the path, spaces and all
+		} else {
+			for j < len(l) && l[j] != ' ' {
+				j++
+			}
+		}
+		f[n] = l[i:j]
+		n++
+		i = j
+	}
+	if n < 5 {
+		return 0, 0, nil, nil, false
+	}
+	dash := bytes.IndexByte(f[0], '-')
+	if dash <= 0 {
+		return 0, 0, nil, nil, false
+	}
+	lo, ok1 := parseHex(f[0][:dash])
+	hi, ok2 := parseHex(f[0][dash+1:])
+	if !ok1 || !ok2 || len(f[1]) != 4 {
+		return 0, 0, nil, nil, false
+	}
+	return lo, hi, f[1], f[5], true
 }
 
 func parseHex(b []byte) (uint64, bool) {

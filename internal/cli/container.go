@@ -89,7 +89,11 @@ func startCommand(o *berthOpts) *cobra.Command {
 				if st := m.Status(rec); st.Running() {
 					return nil
 				}
-				return startDetached(cmd.Context(), m, rec)
+				err := startDetached(cmd.Context(), m, rec)
+				if errors.Is(err, container.ErrRunning) {
+					return nil // started by a concurrent start: docker's start is idempotent
+				}
+				return err
 			})
 		},
 	}

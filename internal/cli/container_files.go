@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -199,13 +198,8 @@ func commitCommand(o *berthOpts) *cobra.Command {
 					}
 				}
 			}
-			var layer bytes.Buffer
 			pr, pw := io.Pipe()
-			go func() {
-				_, _, err := e.Snapshots.Diff(cmd.Context(), rec.ID, pw)
-				pw.CloseWithError(err)
-			}()
-			_ = layer
+			go func() { pw.CloseWithError(m.Diff(cmd.Context(), rec, pw)) }()
 			img, err := archive.Commit(cmd.Context(), e.Images, e.Snapshots, base, baseCfg, pr, archive.CommitOptions{
 				Config: rc, CreatedBy: container.Command(rec), Comment: message, Author: author, Ref: ref,
 			})

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -23,7 +25,26 @@ import (
 
 func printInspect(cmd *cobra.Command, docs []any, formatStr string) error {
 	if formatStr != "" {
-		return format.Table(cmd.OutOrStdout(), formatStr, "", nil, docs)
+		var buf bytes.Buffer
+		err := format.Table(&buf, formatStr, "", nil, docs)
+		if err != nil && strings.Contains(err.Error(), "can't evaluate field") {
+			// The docker CLI's fallback: templates may use the JSON keys ({{.Id}}), so run
+			// them on the documents decoded as plain JSON maps.
+			raw := make([]any, len(docs))
+			for i, d := range docs {
+				b, _ := json.Marshal(d)
+				var v map[string]any
+				json.Unmarshal(b, &v)
+				raw[i] = v
+			}
+			buf.Reset()
+			err = format.Table(&buf, formatStr, "", nil, raw)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = cmd.OutOrStdout().Write(buf.Bytes())
+		return err
 	}
 	if docs == nil {
 		docs = []any{}
@@ -76,6 +97,11 @@ func execCommand(o *berthOpts) *cobra.Command {
 			envs = append(envs, ev...)
 			p, err := m.ExecProcess(rec, container.ExecOptions{Cmd: args[1:], Env: envs, User: user, WorkingDir: workdir, Tty: tty, Privileged: privileged})
 			if err != nil {
+				var ce *container.CommandError
+				if errors.As(err, &ce) {
+					fmt.Fprintln(cmd.ErrOrStderr(), "berth:", ce.Msg)
+					return runtimecli.ExitError{Code: ce.Code}
+				}
 				return err
 			}
 			f, err := os.CreateTemp("", "berth-exec-*.json")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -178,6 +179,13 @@ func (r *runFlags) config(f *pflag.FlagSet, imageRef string, cmd []string) (*con
 		DNSSearch:       r.dnsSearch,
 		DNSOptions:      r.dnsOpt,
 		ContainerIDFile: r.cidfile,
+	}
+	for _, d := range r.dns {
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("invalid --dns %q: not an IP address", d)
+		}
+		hc.DNS = append(hc.DNS, a)
 	}
 	if len(r.publish) > 0 || r.publishAll {
 		return nil, nil, errors.New("publishing ports (-p, -P) needs bridge networking, which is not implemented yet")
@@ -380,7 +388,7 @@ func createCommand(o *berthOpts) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, rec, err := o.createContainer(cmd, r, args)
 			if err != nil {
-				return err
+				return runError(err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), rec.ID)
 			return nil

@@ -634,6 +634,7 @@ func TestDiffCommitExport(t *testing.T) {
 	got := lines(e.must("diff", "dc"))
 	want := []string{"C /bin", "D /bin/vi", "C /etc", "C /etc/passwd", "A /newdir", "A /newfile"}
 	slices.Sort(got)
+	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("diff:\n got %q\nwant %q", got, want)
 	}
