@@ -49,7 +49,7 @@ test-unit:
 	$(GO) test -count=1 ./runtime/... ./internal/... ./image/... ./snapshot/... ./registry/... ./container/... ./volume/... ./cmd/...
 
 test-integration: build bundle minbase
-	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) BERTH_MINBASE=$(CURDIR)/$(MINBASE).gz $(GO) test -count=1 -v -timeout 20m ./test/runtime/ ./test/images/ ./test/engine/
+	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) BERTH_MINBASE=$(CURDIR)/$(MINBASE).gz $(GO) test -count=1 -v -timeout 20m ./container/monitor/ ./container/logfile/ ./test/runtime/ ./test/images/ ./test/engine/
 
 # dockerd and podman driving berth-runtime (installs docker.io and podman).
 test-engines: build bundle

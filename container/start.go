@@ -255,7 +255,8 @@ func (m *Manager) spawnMonitor(rec *Record) (*Session, error) {
 	defer theirs.Close()
 	cmd := exec.Command(m.Bin.Monitor, filepath.Join(m.dir(rec.ID), "monitor.json"))
 	cmd.ExtraFiles = []*os.File{theirs}
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	// GOMAXPROCS=1 from the start keeps the monitor small (see container/monitor/mem.go).
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		ours.Close()

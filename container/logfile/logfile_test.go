@@ -285,6 +285,7 @@ func TestTailBigFile(t *testing.T) {
 	if len(es) != 10 || string(es[9].Line) != "last\n" {
 		t.Fatalf("%d entries", len(es))
 	}
+	t.Logf("tail 10 of %d MiB: %v", len(big)>>20, el)
 	if el > 200*time.Millisecond {
 		t.Fatalf("tail 10 of 64 MiB took %v", el)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -226,15 +225,16 @@ func (r *reader) follow(ctx context.Context, path string, f *os.File) (err error
 // rotated reports whether path now names another file than f, and then opens the files
 // newer than f, oldest first, ending with path; or whether f was truncated below off.
 func rotated(path string, f *os.File, off int64) (next []*os.File, truncated bool, err error) {
-	var st, cur syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &cur); err != nil {
+	cur, err := f.Stat()
+	if err != nil {
 		return nil, false, err
 	}
-	if err := syscall.Stat(path, &st); err != nil {
+	st, err := os.Stat(path)
+	if err != nil {
 		return nil, false, nil // between the rename and the new file: look again later
 	}
-	if st.Ino == cur.Ino && st.Dev == cur.Dev {
-		return nil, cur.Size < off, nil
+	if os.SameFile(st, cur) {
+		return nil, cur.Size() < off, nil
 	}
 	live, err := os.Open(path)
 	if err != nil {
@@ -245,7 +245,8 @@ func rotated(path string, f *os.File, off int64) (next []*os.File, truncated boo
 	var newer []*os.File
 	for n := 1; ; n++ {
 		name := path + "." + strconv.Itoa(n)
-		if err := syscall.Stat(name, &st); err != nil || (st.Ino == cur.Ino && st.Dev == cur.Dev) {
+		st, err := os.Stat(name)
+		if err != nil || os.SameFile(st, cur) {
 			break
 		}
 		g, err := os.Open(name)

@@ -21,7 +21,7 @@ const (
 
 // client is one connection to attach.sock.
 type client struct {
-	m     *Monitor
+	m     *supervisor
 	conn  *os.File
 	hello Hello
 	out   chan []byte   // frames for the writer
@@ -40,7 +40,7 @@ func makeFrame(typ byte, p []byte) []byte {
 	return f
 }
 
-func (m *Monitor) acceptLoop() {
+func (m *supervisor) acceptLoop() {
 	for {
 		c, err := accept(m.lnAtt)
 		if err != nil {
@@ -52,7 +52,7 @@ func (m *Monitor) acceptLoop() {
 }
 
 // serve reads the client's Hello, registers it and reads its frames until it goes.
-func (m *Monitor) serve(conn *os.File) {
+func (m *supervisor) serve(conn *os.File) {
 	c := &client{m: m, conn: conn}
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	r := &frameReader{f: conn, buf: make([]byte, 0, 512)}
@@ -138,7 +138,7 @@ func (m *Monitor) serve(conn *os.File) {
 
 // maybeCloseStdinLocked closes the container's stdin once no client that writes stdin is
 // left without having closed it. m.mu is held.
-func (m *Monitor) maybeCloseStdinLocked(c *client) {
+func (m *supervisor) maybeCloseStdinLocked(c *client) {
 	for _, x := range m.clients {
 		if x != c && x.hello.Stdin && !x.stdinDone {
 			return
@@ -150,14 +150,14 @@ func (m *Monitor) maybeCloseStdinLocked(c *client) {
 	}
 }
 
-func (m *Monitor) cleanupJoin(c *client) {
+func (m *supervisor) cleanupJoin(c *client) {
 	m.mu.Lock()
 	c.cleanup = true
 	m.cleanupN++
 	m.mu.Unlock()
 }
 
-func (m *Monitor) cleanupLeave(c *client) {
+func (m *supervisor) cleanupLeave(c *client) {
 	m.mu.Lock()
 	if c.cleanup {
 		c.cleanup = false
@@ -170,7 +170,7 @@ func (m *Monitor) cleanupLeave(c *client) {
 	m.mu.Unlock()
 }
 
-func (m *Monitor) writeStdin(p []byte) {
+func (m *supervisor) writeStdin(p []byte) {
 	m.mu.Lock()
 	f := m.stdin
 	m.mu.Unlock()
@@ -241,7 +241,7 @@ func (c *client) wants(stream byte) bool {
 
 // pump copies one output stream of the container to the log and to the clients until EOF
 // (or the read deadline endRun sets).
-func (m *Monitor) pump(f *os.File, stream byte, name string, done *sync.WaitGroup) {
+func (m *supervisor) pump(f *os.File, stream byte, name string, done *sync.WaitGroup) {
 	defer done.Done()
 	buf := make([]byte, pumpBuf)
 	var cs []*client
@@ -257,7 +257,7 @@ func (m *Monitor) pump(f *os.File, stream byte, name string, done *sync.WaitGrou
 }
 
 // output logs p and sends it to the clients that want stream; cs is scratch space.
-func (m *Monitor) output(stream byte, name string, p []byte, cs []*client) []*client {
+func (m *supervisor) output(stream byte, name string, p []byte, cs []*client) []*client {
 	if m.log != nil {
 		m.log.Write(name, p, time.Now())
 	}

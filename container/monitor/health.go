@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -18,7 +19,7 @@ const (
 )
 
 // healthLoop runs the health check every interval until stop is closed.
-func (m *Monitor) healthLoop(stop <-chan struct{}, started time.Time, pid int) {
+func (m *supervisor) healthLoop(stop <-chan struct{}, started time.Time, pid int) {
 	h := m.cfg.Health
 	interval, timeout, retries := h.Interval, h.Timeout, h.Retries
 	if interval <= 0 {
@@ -51,12 +52,15 @@ func (m *Monitor) healthLoop(stop <-chan struct{}, started time.Time, pid int) {
 			return // it failed because the container is exiting: no verdict
 		}
 		m.recordProbe(p, started, h.StartPeriod, retries)
+		// A probe (fork, exec, pipes, state) leaves garbage that a collection would only
+		// reach after many probes: give it back now, the monitor then idles until the next.
+		debug.FreeOSMemory()
 		t.Reset(interval)
 	}
 }
 
 // writeProbeSpec writes the OCI process of the probe: the container's, running Test.
-func (m *Monitor) writeProbeSpec(path string) error {
+func (m *supervisor) writeProbeSpec(path string) error {
 	b, err := os.ReadFile(m.cfg.Bundle + "/config.json")
 	if err != nil {
 		return err
@@ -69,7 +73,7 @@ func (m *Monitor) writeProbeSpec(path string) error {
 }
 
 // probe runs the check once with `<Runtime> exec`; false when stop came first.
-func (m *Monitor) probe(stop <-chan struct{}, spec string, timeout time.Duration) (HealthProbe, bool) {
+func (m *supervisor) probe(stop <-chan struct{}, spec string, timeout time.Duration) (HealthProbe, bool) {
 	start := time.Now()
 	res := HealthProbe{Start: start.UTC()}
 	r, w, err := pipe(0)
@@ -78,7 +82,6 @@ func (m *Monitor) probe(stop <-chan struct{}, spec string, timeout time.Duration
 		return res, true
 	}
 	defer r.Close()
-	null, _ := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	pidFile := m.path("health.pid")
 	os.Remove(pidFile)
 	a := []string{m.cfg.Runtime}
@@ -86,8 +89,7 @@ func (m *Monitor) probe(stop <-chan struct{}, spec string, timeout time.Duration
 		a = append(a, "--root", m.cfg.RuntimeRoot)
 	}
 	a = append(a, "exec", "--process", spec, "--pid-file", pidFile, m.cfg.ID)
-	p, err := m.r.spawn(a, []int{null, w, w}, false)
-	syscall.Close(null)
+	p, err := m.r.spawn(a, []int{m.null, w, w}, false)
 	syscall.Close(w)
 	if err != nil {
 		res.End, res.ExitCode, res.Output = time.Now().UTC(), -1, err.Error()
@@ -168,7 +170,7 @@ func running(pid int) bool {
 // recordProbe applies docker's rules: success makes the container healthy; a failure
 // counts (unless the container is still starting within its start period) and Retries
 // failures in a row make it unhealthy. The status change is an event.
-func (m *Monitor) recordProbe(p HealthProbe, started time.Time, startPeriod time.Duration, retries int) {
+func (m *supervisor) recordProbe(p HealthProbe, started time.Time, startPeriod time.Duration, retries int) {
 	m.stateMu.Lock()
 	h := m.st.Health
 	if h == nil {

@@ -26,12 +26,13 @@ const (
 	orphanTick = 30 * time.Second
 )
 
-// Monitor is one container's supervisor; Main runs it.
-type Monitor struct {
+// supervisor is the state of one monitor; Main runs it.
+type supervisor struct {
 	cfg   Config
 	dir   string
 	r     reaper
 	sync  *os.File // fd 3 until the container started
+	null  int      // /dev/null, the stdio of the runtime's commands
 	lnAtt *os.File
 	log   *logfile.Writer
 
@@ -58,14 +59,17 @@ func Main(args []string) int {
 	ignoreSignals(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
 	closeInherited()
 	syscall.Chdir("/")
-	sync := syncFile()
+	sf := syncFile()
 	if len(args) != 2 {
-		sendSync(sync, &SyncMsg{Error: "usage: berth-monitor MONITOR.JSON"})
+		sendSync(sf, &SyncMsg{Error: "usage: berth-monitor MONITOR.JSON"})
 		return 2
 	}
-	m := &Monitor{sync: sync}
+	m := &supervisor{sync: sf, null: -1}
+	if fd, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0); err == nil {
+		m.null = fd
+	}
 	if err := m.load(args[1]); err != nil {
-		sendSync(sync, &SyncMsg{Error: "monitor: " + err.Error()})
+		sendSync(sf, &SyncMsg{Error: "monitor: " + err.Error()})
 		return 1
 	}
 	return m.run()
@@ -86,7 +90,7 @@ func sendSync(f *os.File, m *SyncMsg) {
 	}
 }
 
-func (m *Monitor) load(path string) error {
+func (m *supervisor) load(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -102,10 +106,10 @@ func (m *Monitor) load(path string) error {
 	return nil
 }
 
-func (m *Monitor) path(name string) string { return m.dir + "/" + name }
+func (m *supervisor) path(name string) string { return m.dir + "/" + name }
 
 // runtimeArgs is the start of every runtime command line.
-func (m *Monitor) runtimeArgs(cmd ...string) []string {
+func (m *supervisor) runtimeArgs(cmd ...string) []string {
 	a := []string{m.cfg.Runtime}
 	if m.cfg.RuntimeRoot != "" {
 		a = append(a, "--root", m.cfg.RuntimeRoot)
@@ -114,12 +118,12 @@ func (m *Monitor) runtimeArgs(cmd ...string) []string {
 	return append(a, cmd...)
 }
 
-func (m *Monitor) run() int {
+func (m *supervisor) run() int {
 	if err := becomeSubreaper(); err != nil {
 		sendSync(m.sync, &SyncMsg{Error: "monitor: child subreaper: " + err.Error()})
 		return 1
 	}
-	ln, _, err := listenUnix(m.path("attach.sock"))
+	ln, err := listenUnix(m.path("attach.sock"))
 	if err != nil {
 		sendSync(m.sync, &SyncMsg{Error: "monitor: attach socket: " + err.Error()})
 		return 1
@@ -159,6 +163,7 @@ func (m *Monitor) run() int {
 		if !m.sleepUnlessStopped(backoff) {
 			m.stateMu.Lock()
 			m.st.Status = "exited"
+			m.st.RestartCount-- // no restart after all
 			m.writeStateLocked()
 			m.stateMu.Unlock()
 			break
@@ -177,7 +182,7 @@ type result struct {
 	ran    time.Duration
 }
 
-func (m *Monitor) shouldRestart(res result) bool {
+func (m *supervisor) shouldRestart(res result) bool {
 	if res.failed || m.stopped() {
 		return false
 	}
@@ -193,13 +198,13 @@ func (m *Monitor) shouldRestart(res result) bool {
 	return false
 }
 
-func (m *Monitor) stopped() bool {
+func (m *supervisor) stopped() bool {
 	_, err := os.Stat(m.path("stopped"))
 	return err == nil
 }
 
 // sleepUnlessStopped waits d, or less if <dir>/stopped appears (then it returns false).
-func (m *Monitor) sleepUnlessStopped(d time.Duration) bool {
+func (m *supervisor) sleepUnlessStopped(d time.Duration) bool {
 	end := time.Now().Add(d)
 	for {
 		if m.stopped() {
@@ -217,21 +222,18 @@ func (m *Monitor) sleepUnlessStopped(d time.Duration) bool {
 type stdio struct {
 	files   [3]int // what the runtime's create gets
 	close   []int  // the container's ends, closed once create is done
+	in      *os.File
 	out     *os.File
 	err     *os.File
 	console *os.File // the console socket listener with Terminal
 }
 
-func (m *Monitor) makeStdio() (*stdio, error) {
+func (m *supervisor) makeStdio() (*stdio, error) {
 	s := &stdio{}
-	null, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	s.close = append(s.close, null)
-	s.files = [3]int{null, null, null}
+	s.files = [3]int{m.null, m.null, m.null}
+	var err error
 	if m.cfg.Terminal {
-		if s.console, _, err = listenUnix(m.path("console.sock")); err != nil {
+		if s.console, err = listenUnix(m.path("console.sock")); err != nil {
 			s.release()
 			return nil, err
 		}
@@ -243,9 +245,7 @@ func (m *Monitor) makeStdio() (*stdio, error) {
 			s.release()
 			return nil, err
 		}
-		m.mu.Lock()
-		m.stdin = w
-		m.mu.Unlock()
+		s.in = w
 		s.files[0] = r
 		s.close = append(s.close, r)
 	}
@@ -277,7 +277,7 @@ func (s *stdio) release() {
 // drop closes the monitor's ends too (the run failed).
 func (s *stdio) drop() {
 	s.release()
-	for _, f := range []*os.File{s.out, s.err} {
+	for _, f := range []*os.File{s.in, s.out, s.err} {
 		if f != nil {
 			f.Close()
 		}
@@ -286,7 +286,7 @@ func (s *stdio) drop() {
 
 // runRuntime runs a runtime command with the given stdio and returns "" or its error: the
 // last error the runtime logged, else how it exited.
-func (m *Monitor) runRuntime(files [3]int, cmd ...string) string {
+func (m *supervisor) runRuntime(files [3]int, cmd ...string) string {
 	logPath := m.path("runtime.log")
 	var off int64
 	if st, err := os.Stat(logPath); err == nil {
@@ -351,18 +351,13 @@ func errorExitCode(msg string) int {
 	return 128
 }
 
-func (m *Monitor) deleteContainer() {
-	null := [3]int{-1, -1, -1}
-	if fd, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0); err == nil {
-		null = [3]int{fd, fd, fd}
-		defer syscall.Close(fd)
-	}
-	m.runRuntime(null, "delete", "--force", m.cfg.ID)
+func (m *supervisor) deleteContainer() {
+	m.runRuntime([3]int{m.null, m.null, m.null}, "delete", "--force", m.cfg.ID)
 	m.r.reapAll()
 }
 
 // once creates and starts the container and supervises it until it exits.
-func (m *Monitor) once(first bool) (res result) {
+func (m *supervisor) once(first bool) (res result) {
 	fail := func(msg string) result {
 		code := errorExitCode(msg)
 		if first {
@@ -375,28 +370,35 @@ func (m *Monitor) once(first bool) (res result) {
 		m.stateMu.Unlock()
 		return result{failed: true, exit: ExitMsg{ExitCode: code}}
 	}
-	os.Remove(m.path("pid"))
-	s, err := m.makeStdio()
-	if err != nil {
-		if first {
-			sendSync(m.sync, &SyncMsg{Error: "monitor: stdio: " + err.Error()})
-			return result{abort: true, code: 1}
-		}
-		return fail("monitor: stdio: " + err.Error())
-	}
-	create := []string{"create", "--bundle", m.cfg.Bundle, "--pid-file", m.path("pid")}
-	if s.console != nil {
-		addr, _ := sockAddr(m.path("console.sock"))
-		create = append(create, "--console-socket", addr)
-	}
-	create = append(create, m.cfg.ID)
-	if msg := m.runRuntime(s.files, create...); msg != "" {
-		s.drop()
+	// Before the container exists for the CLI, a failure is only reported: the CLI cleans up.
+	createFailed := func(msg string) result {
 		if first {
 			sendSync(m.sync, &SyncMsg{Error: msg})
 			return result{abort: true, code: 1}
 		}
 		return fail(msg)
+	}
+	os.Remove(m.path("pid"))
+	s, err := m.makeStdio()
+	if err != nil {
+		return createFailed("monitor: stdio: " + err.Error())
+	}
+	create := []string{"create", "--bundle", m.cfg.Bundle, "--pid-file", m.path("pid")}
+	if s.console != nil {
+		addr, dirfd, err := sockAddr(m.path("console.sock"))
+		if err != nil {
+			s.drop()
+			return createFailed("monitor: console socket: " + err.Error())
+		}
+		if dirfd >= 0 {
+			defer syscall.Close(dirfd)
+		}
+		create = append(create, "--console-socket", addr)
+	}
+	create = append(create, m.cfg.ID)
+	if msg := m.runRuntime(s.files, create...); msg != "" {
+		s.drop()
+		return createFailed(msg)
 	}
 	pid := readPid(m.path("pid"))
 	var master *os.File
@@ -411,12 +413,11 @@ func (m *Monitor) once(first bool) (res result) {
 			msg = err.Error()
 		}
 		s.drop()
-		m.deleteContainer()
-		if first {
-			sendSync(m.sync, &SyncMsg{Error: msg})
-			return result{abort: true, code: 1}
+		if master != nil {
+			master.Close()
 		}
-		return fail(msg)
+		m.deleteContainer()
+		return createFailed(msg)
 	}
 	init := m.r.adopt(pid)
 	// What the runtime itself wrote on the container's stdio while creating it (warnings)
@@ -424,6 +425,9 @@ func (m *Monitor) once(first bool) (res result) {
 	discardPending(s.out)
 	discardPending(s.err)
 	var pumps sync.WaitGroup
+	m.mu.Lock()
+	m.stdin = s.in
+	m.mu.Unlock()
 	if master != nil {
 		m.mu.Lock()
 		m.master, m.stdin = master, master
@@ -449,7 +453,7 @@ func (m *Monitor) once(first bool) (res result) {
 			return result{abort: true, code: 0}
 		}
 	}
-	if msg := m.runRuntime([3]int{-1, -1, -1}, "start", m.cfg.ID); msg != "" {
+	if msg := m.runRuntime([3]int{m.null, m.null, m.null}, "start", m.cfg.ID); msg != "" {
 		m.deleteContainer()
 		m.r.wait(init, time.Now().Add(5*time.Second), 0)
 		m.endRun(&pumps, s, master)
@@ -486,7 +490,14 @@ func (m *Monitor) once(first bool) (res result) {
 		}()
 	}
 
-	ws, _ := m.r.wait(init, time.Time{}, orphanTick)
+	// With health checks, the probes' processes (in the container's pid namespace) end up as
+	// our orphans, and the container's init cannot finish exiting while one of them is an
+	// unreaped zombie: reap often then.
+	tick := orphanTick
+	if stopHealth != nil {
+		tick = time.Second
+	}
+	ws, _ := m.r.wait(init, time.Time{}, tick)
 	finished := time.Now()
 	code := exitCode(ws)
 	if stopHealth != nil {
@@ -500,6 +511,7 @@ func (m *Monitor) once(first bool) (res result) {
 	exit := ExitMsg{ExitCode: code, OOMKilled: oom && code == 128+int(syscall.SIGKILL)}
 	m.stateMu.Lock()
 	m.st.Status, m.st.ExitCode, m.st.OOMKilled = "exited", exit.ExitCode, exit.OOMKilled
+	m.st.Pid, m.st.PidStart = 0, 0
 	m.st.FinishedAt = finished.UTC()
 	m.writeStateLocked()
 	m.stateMu.Unlock()
@@ -515,7 +527,7 @@ func (m *Monitor) once(first bool) (res result) {
 
 // endRun waits for the container's output to end (its last lines reach the log and the
 // clients), bounded by drainGrace, and closes this run's streams.
-func (m *Monitor) endRun(pumps *sync.WaitGroup, s *stdio, master *os.File) {
+func (m *supervisor) endRun(pumps *sync.WaitGroup, s *stdio, master *os.File) {
 	m.mu.Lock()
 	if m.stdin != nil && m.stdin != master {
 		m.stdin.Close()
@@ -645,7 +657,7 @@ func parseOOMKill(b []byte) uint64 {
 }
 
 // writeStateLocked writes state.json atomically (temp, fsync, rename). stateMu is held.
-func (m *Monitor) writeStateLocked() {
+func (m *supervisor) writeStateLocked() {
 	if _, err := os.Stat(m.dir); err != nil {
 		return
 	}
@@ -669,7 +681,7 @@ func (m *Monitor) writeStateLocked() {
 }
 
 // event appends one event to the engine's events.log with a single O_APPEND write.
-func (m *Monitor) event(action string, attrs map[string]string) {
+func (m *supervisor) event(action string, attrs map[string]string) {
 	if m.cfg.EventsLog == "" {
 		return
 	}
@@ -694,7 +706,7 @@ func (m *Monitor) event(action string, attrs map[string]string) {
 
 // finish tells the clients the container exited for good, lets a client that does the
 // cleanup do it, runs the exit command otherwise, and returns (the monitor exits).
-func (m *Monitor) finish() {
+func (m *supervisor) finish() {
 	m.stateMu.Lock()
 	exit := ExitMsg{ExitCode: m.st.ExitCode, OOMKilled: m.st.OOMKilled}
 	m.stateMu.Unlock()
@@ -746,19 +758,16 @@ func exists(path string) bool {
 	return err == nil
 }
 
-func (m *Monitor) runExitCommand() {
+func (m *supervisor) runExitCommand() {
 	out, err := syscall.Open(m.path("cleanup.log"), syscall.O_WRONLY|syscall.O_APPEND|syscall.O_CREAT|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
-		out, _ = syscall.Open("/dev/null", syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+		out, _ = syscall.Dup(m.null)
 	}
-	null, _ := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	p, err := m.r.spawn(m.cfg.ExitCommand, []int{null, out, out}, true)
-	syscall.Close(null)
+	defer syscall.Close(out)
+	p, err := m.r.spawn(m.cfg.ExitCommand, []int{m.null, out, out}, true)
 	if err != nil {
 		syscall.Write(out, []byte("berth-monitor: exit command: "+err.Error()+"\n"))
-		syscall.Close(out)
 		return
 	}
-	syscall.Close(out)
 	m.r.wait(p, time.Time{}, 0)
 }

@@ -55,6 +55,10 @@ func testMain(m *testing.M) int {
 		monitorBin = filepath.Join(tmp, "berth-monitor")
 		cmd := exec.Command("go", "build", "-trimpath", "-o", monitorBin, "github.com/berth-dev/berth/cmd/berth-monitor")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if os.Getenv("BERTH_MONITOR_RACE") != "" { // the monitor itself under the race detector
+			cmd.Args = append(cmd.Args[:2], append([]string{"-race"}, cmd.Args[2:]...)...)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building berth-monitor: %v\n%s", err, out)
 			return 1
@@ -155,6 +159,7 @@ func (c *ctr) launch() {
 	c.syncR = bufio.NewReader(c.sync)
 	c.cmd = exec.Command(monitorBin, mj)
 	c.cmd.ExtraFiles = []*os.File{theirs}
+	c.cmd.Env = append(os.Environ(), "GORACE=log_path="+filepath.Join(c.tmp, "race"))
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -233,6 +238,11 @@ func (c *ctr) cleanup() {
 	c.runtime("delete", "--force", c.cfg.ID)
 	if c.sync != nil {
 		c.sync.Close()
+	}
+	races, _ := filepath.Glob(filepath.Join(c.tmp, "race.*"))
+	for _, r := range races {
+		b, _ := os.ReadFile(r)
+		c.t.Errorf("data race in the monitor:\n%s", b)
 	}
 }
 
@@ -373,7 +383,7 @@ func TestExitCodeOutputLogAndEvents(t *testing.T) {
 		t.Fatalf("monitor: %v", err)
 	}
 	s := c.state()
-	if s.Status != "exited" || s.ExitCode != 3 || s.Pid <= 0 || s.MonitorPid != c.cmd.Process.Pid || s.MonitorStart == 0 ||
+	if s.Status != "exited" || s.ExitCode != 3 || s.Pid != 0 || s.MonitorPid != c.cmd.Process.Pid || s.MonitorStart == 0 ||
 		s.StartedAt.IsZero() || s.FinishedAt.Before(s.StartedAt) || s.RestartCount != 0 {
 		t.Fatalf("state %+v", s)
 	}
@@ -740,4 +750,78 @@ func TestParseOOMKill(t *testing.T) {
 	if n := readOOM([]string{filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "missing")}); n != 5 {
 		t.Fatalf("readOOM %d", n)
 	}
+}
+
+func TestSlowClientIsDropped(t *testing.T) {
+	c := newCtr(t, []string{"sh", "-c", "i=0; while [ $i -lt 40000 ]; do echo 0123456789012345678901234567890123456789-$i; i=$((i+1)); done"}, nil)
+	waiter := c.begin(&Hello{})
+	slow := c.attach(Hello{Stdout: true}) // never reads
+	start := time.Now()
+	_, _, exit := waiter.untilExit()
+	if exit.ExitCode != 0 {
+		t.Fatalf("exit %+v", exit)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Fatalf("the container was held %v by a client that does not read", el)
+	}
+	// The slow client was dropped: after what fitted in its queue, EOF and no FrameExit.
+	got := 0
+	for {
+		typ, p, err := slow.frame()
+		if err != nil {
+			break
+		}
+		if typ != FrameStdout {
+			t.Fatalf("slow client got frame %d", typ)
+		}
+		got += len(p)
+	}
+	if got >= 40000*45 {
+		t.Fatalf("slow client got all the output (%d bytes)", got)
+	}
+	c.waitMonitor()
+	// The log has everything.
+	n := 0
+	logfile.Read(context.Background(), c.cfg.LogPath, logfile.ReadOpts{Tail: -1}, func(logfile.Entry) error { n++; return nil })
+	if n != 40000 {
+		t.Fatalf("%d log entries", n)
+	}
+}
+
+func TestLongPaths(t *testing.T) {
+	// The container's directory is too long for a unix socket address (108 bytes): the
+	// sockets are bound through /proc/self/fd, and clients connect the same way.
+	long := strings.Repeat("d", 60)
+	c := newCtr(t, []string{"sh", "-c", "tty"}, func(cfg *Config) {
+		cfg.Terminal = true
+		cfg.Dir = filepath.Join(cfg.Dir, long, long)
+		cfg.LogPath = filepath.Join(cfg.Dir, cfg.ID+"-json.log")
+	})
+	if len(filepath.Join(c.cfg.Dir, "attach.sock")) < 108 {
+		t.Fatal("the path is not long enough for this test")
+	}
+	c.launch()
+	if m := c.readSync(); m.Pid <= 0 {
+		t.Fatalf("sync %+v", m)
+	}
+	dfd, err := syscall.Open(c.cfg.Dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(dfd)
+	nc, err := net.Dial("unix", fmt.Sprintf("/proc/self/fd/%d/attach.sock", dfd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Write([]byte(`{"stdout":true}` + "\n"))
+	a := &conn{t: t, c: nc, r: bufio.NewReader(nc)}
+	c.sendStart()
+	if m := c.readSync(); !m.Started {
+		t.Fatalf("start %+v", m)
+	}
+	out, _, exit := a.untilExit()
+	if !strings.Contains(out, "/dev/pts/0") || exit.ExitCode != 0 {
+		t.Fatalf("stdout %q exit %+v", out, exit)
+	}
+	c.waitMonitor()
 }

@@ -108,40 +108,43 @@ func pipe(ours int) (mine *os.File, theirs int, err error) {
 }
 
 // sockAddr returns a name bind(2) and connect(2) accept for path: path itself, or when it is
-// too long for sun_path, a /proc/<pid>/fd/<dirfd>/<name> alias (dirfd is kept open).
-func sockAddr(path string) (string, error) {
+// too long for sun_path, a /proc/<pid>/fd/<dirfd>/<name> alias; dirfd (-1 if none) must stay
+// open while the alias is used.
+func sockAddr(path string) (addr string, dirfd int, err error) {
 	if len(path) < unixPathMax {
-		return path, nil
+		return path, -1, nil
 	}
 	dfd, err := syscall.Open(filepath.Dir(path), oPath|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return "", -1, err
 	}
-	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path), nil
+	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path), dfd, nil
 }
 
-// listenUnix listens on the unix socket path (replacing a stale one), returning the
-// listening socket and the address clients should use.
-func listenUnix(path string) (*os.File, string, error) {
-	addr, err := sockAddr(path)
+// listenUnix listens on the unix socket path (replacing a stale one).
+func listenUnix(path string) (*os.File, error) {
+	addr, dirfd, err := sockAddr(path)
 	if err != nil {
-		return nil, "", err
+		return nil, err
+	}
+	if dirfd >= 0 {
+		defer syscall.Close(dirfd)
 	}
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|nonblockCloexecFlags, 0)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	syscall.Unlink(path)
 	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: addr}); err != nil {
 		syscall.Close(fd)
-		return nil, "", &os.PathError{Op: "bind", Path: path, Err: err}
+		return nil, &os.PathError{Op: "bind", Path: path, Err: err}
 	}
 	os.Chmod(path, 0o600)
 	if err := syscall.Listen(fd, 64); err != nil {
 		syscall.Close(fd)
-		return nil, "", err
+		return nil, err
 	}
-	return os.NewFile(uintptr(fd), path), addr, nil
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // accept waits for a connection on the listening socket l (honouring its deadline).
