@@ -54,19 +54,30 @@ func (m *Manager) Prepare(ctx context.Context, rec *Record) (sess *Session, err 
 			unlock()
 		}
 	}()
-	st := m.Status(rec)
-	switch st.Status {
-	case "running", "paused", "restarting":
-		return nil, fmt.Errorf("%w: %s", ErrRunning, rec.Name)
-	}
-	if st.MonitorAlive {
-		// The previous run's monitor is still cleaning up.
+	for {
+		st := m.Status(rec)
+		switch st.Status {
+		case "running", "paused", "restarting":
+			return nil, fmt.Errorf("%w: %s", ErrRunning, rec.Name)
+		}
+		if !st.MonitorAlive {
+			break
+		}
+		// The previous run's monitor is still cleaning up (its exit command needs this lock).
 		unlock()
 		m.waitMonitorGone(rec.ID, 30*time.Second)
 		if unlock, err = m.lock(rec.ID); err != nil {
+			unlock = func() {}
 			return nil, err
 		}
 	}
+	// From here on a failure is this start's: record it as docker does (the container stays
+	// "created" with the failure's exit code and message).
+	defer func() {
+		if err != nil {
+			(&Session{m: m, rec: rec}).fail(err)
+		}
+	}()
 	if err := m.mountRootfs(ctx, rec.ID); err != nil {
 		return nil, err
 	}
@@ -352,11 +363,6 @@ func (s *Session) fail(err error) {
 		st.ExitCode = ce.Code
 	}
 	s.m.writeState(s.rec.ID, st)
-}
-
-// FailPrepare records a failure of Prepare (see Session.fail).
-func (m *Manager) FailPrepare(rec *Record, err error) {
-	(&Session{m: m, rec: rec}).fail(err)
 }
 
 func (m *Manager) mountRootfs(ctx context.Context, id string) error {

@@ -149,6 +149,9 @@ func (m *supervisor) run() int {
 		if !m.shouldRestart(res) {
 			break
 		}
+		if !res.deleted {
+			m.deleteContainer()
+		}
 		if res.ran >= backoffReset || backoff == 0 {
 			backoff = backoffMin
 		} else if backoff *= 2; backoff > backoffMax {
@@ -180,6 +183,8 @@ type result struct {
 	failed bool // the runtime failed to create or start it: no restart
 	exit   ExitMsg
 	ran    time.Duration
+	// deleted: the runtime's record of this run is gone (a restart needs that first).
+	deleted bool
 }
 
 func (m *supervisor) shouldRestart(res result) bool {
@@ -453,7 +458,7 @@ func (m *supervisor) once(first bool) (res result) {
 			return result{abort: true, code: 0}
 		}
 	}
-	if msg := m.runRuntime([3]int{m.null, m.null, m.null}, "start", m.cfg.ID); msg != "" {
+	if msg := m.start(pid); msg != "" {
 		m.deleteContainer()
 		m.r.wait(init, time.Now().Add(5*time.Second), 0)
 		m.endRun(&pumps, s, master)
@@ -505,7 +510,15 @@ func (m *supervisor) once(first bool) (res result) {
 		healthDone.Wait()
 	}
 	oom := readOOM(m.cfg.OOMFiles) > m.oomBase
-	m.deleteContainer()
+	// The runtime's delete (which kills what is left in the cgroup) is the exit command's job
+	// (the CLI's clean-up deletes in-process, one process start fewer per container), unless
+	// the output does not end at once: then a process outside the init's reach holds the
+	// pipes, and deleting now kills it, so that the output ends.
+	deleted := false
+	if len(m.cfg.ExitCommand) == 0 || !waitTimeout(&pumps, 300*time.Millisecond) {
+		m.deleteContainer()
+		deleted = true
+	}
 	m.endRun(&pumps, s, master)
 
 	exit := ExitMsg{ExitCode: code, OOMKilled: oom && code == 128+int(syscall.SIGKILL)}
@@ -522,7 +535,7 @@ func (m *supervisor) once(first bool) (res result) {
 		"exitCode":     strconv.Itoa(code),
 		"execDuration": strconv.Itoa(int(finished.Sub(started).Seconds())),
 	})
-	return result{exit: exit, ran: finished.Sub(started)}
+	return result{exit: exit, ran: finished.Sub(started), deleted: deleted}
 }
 
 // endRun waits for the container's output to end (its last lines reach the log and the
@@ -770,4 +783,63 @@ func (m *supervisor) runExitCommand() {
 		return
 	}
 	m.r.wait(p, time.Time{}, 0)
+}
+
+// waitTimeout waits for wg at most d and reports whether it finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// start lets the created container run. It does what `berth-runtime start` does for a
+// container without poststart hooks (the engine's never have any), without starting that
+// process: open the runtime's exec fifo, which releases the init blocked on its other end,
+// wait for the init's byte, and remove the fifo (the runtime reads "running" from its
+// absence). Any surprise falls back to the runtime itself.
+func (m *supervisor) start(pid int) string {
+	fifo := m.cfg.RuntimeRoot + "/" + m.cfg.ID + "/exec.fifo"
+	fd, err := syscall.Open(fifo, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil || m.cfg.RuntimeRoot == "" {
+		if err == nil {
+			syscall.Close(fd)
+		}
+		return m.runRuntime([3]int{m.null, m.null, m.null}, "start", m.cfg.ID)
+	}
+	defer syscall.Close(fd)
+	start := procStart(pid)
+	buf := make([]byte, 1)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n, err := syscall.Read(fd, buf)
+		if n == 1 {
+			break
+		}
+		if err != nil && err != syscall.EAGAIN && err != syscall.EINTR {
+			return "read exec fifo: " + err.Error()
+		}
+		if procStart(pid) != start || zombie(pid) || time.Now().After(deadline) {
+			return "container init exited before start"
+		}
+		time.Sleep(time.Millisecond)
+	}
+	os.Remove(fifo)
+	return ""
+}
+
+// zombie reports whether pid has exited (and waits to be reaped).
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
 }

@@ -371,7 +371,9 @@ func TestExitCodeOutputLogAndEvents(t *testing.T) {
 	var marker string
 	c := newCtr(t, []string{"sh", "-c", "echo hi; echo err >&2; exit 3"}, func(cfg *Config) {
 		marker = filepath.Join(cfg.Dir, "exit-command-ran")
-		cfg.ExitCommand = []string{"/bin/sh", "-c", "echo cleaning; touch " + marker}
+		// The exit command deletes the runtime's record (berth's clean-up does it in-process).
+		cfg.ExitCommand = []string{"/bin/sh", "-c", "echo cleaning; " + cfg.Runtime + " --root " + cfg.RuntimeRoot +
+			" delete --force " + cfg.ID + " && touch " + marker}
 	})
 	a := c.begin(&Hello{Stdout: true, Stderr: true})
 	out, errOut, exit := a.untilExit()

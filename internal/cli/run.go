@@ -452,7 +452,6 @@ func runError(err error) error {
 func startDetached(ctx context.Context, m *container.Manager, rec *container.Record) error {
 	sess, err := m.Prepare(ctx, rec)
 	if err != nil {
-		m.FailPrepare(rec, err)
 		if rec.HostConfig.AutoRemove {
 			m.Remove(context.Background(), rec, true, true)
 		}
@@ -477,7 +476,6 @@ type attachOpts struct {
 func runAttached(ctx context.Context, m *container.Manager, rec *container.Record, a attachOpts) (int, error) {
 	sess, err := m.Prepare(ctx, rec)
 	if err != nil {
-		m.FailPrepare(rec, err)
 		if rec.HostConfig.AutoRemove {
 			m.Remove(context.Background(), rec, true, true)
 		}
