@@ -140,7 +140,8 @@ func writeBytesAtomic(path string, b []byte, mode os.FileMode, durable bool) err
 		return err
 	}
 	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err == nil {
+	_, err = f.Write(b)
+	if err == nil {
 		err = f.Chmod(mode)
 	}
 	if err == nil && durable {

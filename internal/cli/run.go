@@ -43,7 +43,6 @@ type runFlags struct {
 	healthInterval, healthTimeout, healthStart                                          string
 	publishAll, sigProxy                                                                bool
 	domainname                                                                          string
-	stopTimeoutSet                                                                      bool
 }
 
 func addRunFlags(f *pflag.FlagSet, r *runFlags, run bool) {
