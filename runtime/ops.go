@@ -150,8 +150,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if err := emptyAndDestroy(cg, 10*time.Second); err != nil {
 		return err
 	}
-	delete(r.cgroups, id)
-	delete(r.states, id)
+	r.forget(id)
 	if c.Pid > 0 {
 		waitGone(c.Pid, time.Second)
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -32,6 +33,9 @@ type Runtime struct {
 	// Warn receives non-fatal notices (an LSM the host lacks, a poststop hook failure).
 	Warn func(format string, args ...any)
 
+	// mu guards the two caches below: the engine uses one Runtime from several goroutines
+	// (`rm -f A B C`).
+	mu sync.Mutex
 	// cgroups remembers managers by container id for the life of this process: `run` loads
 	// its container four times, and each manager resolves every controller's mount once.
 	cgroups map[string]*cgroups.Manager
@@ -62,7 +66,9 @@ type Container struct {
 
 // Load reads a container's record and derives its status from the kernel.
 func (r *Runtime) Load(id string) (*Container, error) {
+	r.mu.Lock()
 	st, ok := r.states[id]
+	r.mu.Unlock()
 	if !ok {
 		var err error
 		if st, err = state.Load(r.Root, id); err != nil {
@@ -99,7 +105,10 @@ func (c *Container) cgroup() (*cgroups.Manager, error) {
 	if c.cg != nil {
 		return c.cg, nil
 	}
-	if cg, ok := c.rt.cgroups[c.ID]; ok {
+	c.rt.mu.Lock()
+	cg, ok := c.rt.cgroups[c.ID]
+	c.rt.mu.Unlock()
+	if ok {
 		c.cg = cg
 		return cg, nil
 	}
@@ -113,6 +122,8 @@ func (c *Container) cgroup() (*cgroups.Manager, error) {
 }
 
 func (r *Runtime) loaded(st *state.State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.states == nil {
 		r.states = map[string]*state.State{}
 	}
@@ -120,6 +131,8 @@ func (r *Runtime) loaded(st *state.State) {
 }
 
 func (r *Runtime) remember(id string, cg *cgroups.Manager) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.cgroups == nil {
 		r.cgroups = map[string]*cgroups.Manager{}
 	}
@@ -240,4 +253,12 @@ func hasPath(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 		}
 	}
 	return false
+}
+
+// forget drops the cached record and cgroup manager of a deleted container.
+func (r *Runtime) forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.cgroups, id)
+	delete(r.states, id)
 }
