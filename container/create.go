@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/container/opts"
 	"github.com/berth-dev/berth/container/spec"
 	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/volume"
 )
 
@@ -111,7 +112,12 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (_ *Record, err e
 	if err := os.MkdirAll(filepath.Join(dir, "bundle", "rootfs"), 0o711); err != nil {
 		return nil, err
 	}
-	if err := m.Snapshots.Prepare(ctx, rec.ID, digest.Digest(rec.Chain)); err != nil {
+	// A --rm container is gone after a crash anyway: its create skips the disk flushes.
+	var popts []snapshot.PrepareOpt
+	if hc.AutoRemove {
+		popts = append(popts, snapshot.NoSync())
+	}
+	if err := m.Snapshots.Prepare(ctx, rec.ID, digest.Digest(rec.Chain), popts...); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { m.Snapshots.RemoveActive(context.Background(), rec.ID) })

@@ -103,7 +103,12 @@ func (m *Manager) releaseName(name, id string) {
 
 // writeRecord stores r atomically.
 func (m *Manager) writeRecord(r *Record) error {
-	return writeFileAtomic(filepath.Join(m.dir(r.ID), "config.json"), r)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	// A --rm container's record need not survive a power loss (see snapshot.NoSync).
+	return writeBytesAtomic(filepath.Join(m.dir(r.ID), "config.json"), b, 0o600, !r.HostConfig.AutoRemove)
 }
 
 func (m *Manager) readRecord(id string) (*Record, error) {

@@ -461,9 +461,22 @@ func (s *Store) walkActive(fn func(string, activeMeta) error) error {
 	return nil
 }
 
+// PrepareOpt is an option of Prepare.
+type PrepareOpt func(*prepareOpts)
+
+type prepareOpts struct{ noSync bool }
+
+// NoSync skips the directory fsync that makes a new active snapshot survive a power loss:
+// for a snapshot that must not outlive its process anyway (a `run --rm` container).
+func NoSync() PrepareOpt { return func(o *prepareOpts) { o.noSync = true } }
+
 // Prepare makes an active snapshot (empty upper and work dirs) on top of
 // chain ("" for an empty rootfs).
-func (s *Store) Prepare(ctx context.Context, key string, chain digest.Digest) error {
+func (s *Store) Prepare(ctx context.Context, key string, chain digest.Digest, opts ...PrepareOpt) error {
+	var o prepareOpts
+	for _, f := range opts {
+		f(&o)
+	}
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -506,6 +519,9 @@ func (s *Store) Prepare(ctx context.Context, key string, chain digest.Digest) er
 		return fmt.Errorf("snapshot: prepare %s: %w", key, err)
 	}
 	w.published()
+	if o.noSync {
+		return nil
+	}
 	if err := fsyncDir(filepath.Join(s.root, activeDir)); err != nil {
 		return fmt.Errorf("snapshot: prepare %s: %w", key, err)
 	}
