@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -20,6 +21,7 @@ import (
 // Attachment is a connection to a container's monitor (see package monitor for the protocol).
 type Attachment struct {
 	conn net.Conn
+	r    *bufio.Reader
 	wmu  sync.Mutex
 }
 
@@ -34,7 +36,22 @@ func (m *Manager) Attach(id string, hello monitor.Hello) (*Attachment, error) {
 		conn.Close()
 		return nil, err
 	}
-	return &Attachment{conn: conn}, nil
+	a := &Attachment{conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}
+	if hello.Stdin || hello.Stdout || hello.Stderr {
+		// Wait until the monitor has registered us (FrameAttached), or says the container has
+		// already exited (FrameExit, left unread for Stream).
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		h, err := a.r.Peek(5)
+		conn.SetReadDeadline(time.Time{})
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("attach: the container's monitor did not answer: %w", err)
+		}
+		if h[0] == monitor.FrameAttached {
+			a.r.Discard(5 + int(binary.BigEndian.Uint32(h[1:])))
+		}
+	}
+	return a, nil
 }
 
 // Close ends the attachment.
@@ -82,7 +99,7 @@ func (a *Attachment) SendStdin(r io.Reader) error {
 // Stream copies the container's output to stdout and stderr until the container exits and
 // returns its exit message. A connection closed without one is an error.
 func (a *Attachment) Stream(stdout, stderr io.Writer) (monitor.ExitMsg, error) {
-	r := bufio.NewReaderSize(a.conn, 64<<10)
+	r := a.r
 	var h [5]byte
 	buf := make([]byte, 64<<10)
 	for {

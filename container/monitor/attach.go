@@ -81,6 +81,9 @@ func (m *supervisor) serve(conn *os.File) {
 	}
 	c.out = make(chan []byte, clientQueue)
 	c.quit = make(chan struct{})
+	// The first frame says the client is registered: a client that waits for it before it
+	// lets the container start cannot miss the first bytes of output.
+	c.out <- makeFrame(FrameAttached, nil)
 	m.clients = append(m.clients, c)
 	if c.hello.Cleanup {
 		c.cleanup = true

@@ -291,9 +291,10 @@ func (c *ctr) runtimeStateGone() bool {
 
 // conn is an attach client.
 type conn struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
+	t        *testing.T
+	c        net.Conn
+	r        *bufio.Reader
+	attached bool // FrameAttached seen
 }
 
 func (c *ctr) attach(h Hello) *conn {
@@ -315,14 +316,20 @@ func (a *conn) send(typ byte, p []byte) {
 }
 
 func (a *conn) frame() (byte, []byte, error) {
-	a.c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	var h [5]byte
-	if _, err := io.ReadFull(a.r, h[:]); err != nil {
-		return 0, nil, err
+	for {
+		a.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		var h [5]byte
+		if _, err := io.ReadFull(a.r, h[:]); err != nil {
+			return 0, nil, err
+		}
+		p := make([]byte, binary.BigEndian.Uint32(h[1:]))
+		_, err := io.ReadFull(a.r, p)
+		if err == nil && h[0] == FrameAttached && !a.attached {
+			a.attached = true // the registration notice (first frame), not output
+			continue
+		}
+		return h[0], p, err
 	}
-	p := make([]byte, binary.BigEndian.Uint32(h[1:]))
-	_, err := io.ReadFull(a.r, p)
-	return h[0], p, err
 }
 
 // untilExit collects stdout and stderr until FrameExit.

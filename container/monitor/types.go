@@ -33,8 +33,9 @@
 // The client first sends one JSON Hello terminated by '\n'. Then both sides send frames:
 // 1 byte type, 4 bytes big-endian payload length, payload.
 //
-//	monitor -> client: FrameStdout, FrameStderr (raw bytes; with a terminal all output is
-//	                   FrameStdout), FrameExit (JSON ExitMsg, last frame; the monitor then closes)
+//	monitor -> client: FrameAttached (first, once registered), FrameStdout, FrameStderr (raw
+//	                   bytes; with a terminal all output is FrameStdout), FrameExit (JSON
+//	                   ExitMsg, last frame; the monitor then closes)
 //	client -> monitor: FrameStdin (raw bytes), FrameStdinClose (empty: close the container's
 //	                   stdin, once the last stdin-writing client sent it or disconnected and
 //	                   Config.StdinOnce is set), FrameResize (JSON Resize)
@@ -139,6 +140,9 @@ const (
 	FrameExit       byte = 3
 	FrameStdinClose byte = 4
 	FrameResize     byte = 5
+	// FrameAttached (monitor -> client, empty) is the first frame once the client is
+	// registered; a foreground run waits for it before the container starts.
+	FrameAttached byte = 6
 )
 
 // ExitMsg is the payload of FrameExit.

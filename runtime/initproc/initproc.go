@@ -22,6 +22,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -167,10 +168,39 @@ func run(conn *handshake.Conn, cfg *handshake.Config) error {
 			}
 		}
 	}
+	resetIgnoredSignals()
 	if err := unix.Exec(path, p.Args, p.Env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.Args[0], err)
 	}
 	return nil
+}
+
+// resetIgnoredSignals gives the container's program default signal dispositions. execve
+// resets handled signals but keeps ignored ones, and whatever started the engine (a shell's
+// background job ignores SIGINT and SIGQUIT, nohup SIGHUP) must not decide that a container's
+// process cannot be interrupted. The Go runtime keeps an inherited SIGHUP/SIGINT ignore, so
+// this is done with raw rt_sigaction calls, just before execve.
+func resetIgnoredSignals() {
+	type sigaction struct {
+		handler  uintptr
+		flags    uint64
+		restorer uintptr
+		mask     uint64
+	}
+	const sigIgn = 1
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		var old sigaction
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
+			continue
+		}
+		if old.handler == sigIgn {
+			dfl := sigaction{}
+			unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		}
+	}
 }
 
 // closeInheritedFds closes every descriptor the runtime was started with by its caller and
