@@ -16,7 +16,6 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/berth-dev/berth/container/monitor"
 	"github.com/berth-dev/berth/container/opts"
 	"github.com/berth-dev/berth/container/spec"
 	"github.com/berth-dev/berth/image"
@@ -282,5 +281,3 @@ func (m *Manager) releaseVolumes(rec *Record, removeAnonymous bool) {
 
 // ociStateDir is where the runtime keeps the container (for tests and cleanup checks).
 func (m *Manager) ociStateDir(id string) string { return filepath.Join(m.RuntimeRoot, id) }
-
-var _ = monitor.State{}

@@ -19,7 +19,6 @@ import (
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/image/archive"
 	"github.com/berth-dev/berth/internal/cli/format"
-	"github.com/berth-dev/berth/internal/cli/runtimecli"
 )
 
 // splitCpArg reads docker cp's CONTAINER:PATH; a local path with a colon needs a "/" or ".".
@@ -382,5 +381,3 @@ func eventsCommand(o *berthOpts) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter output based on conditions provided")
 	return cmd
 }
-
-var _ = runtimecli.ExitError{}

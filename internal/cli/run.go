@@ -13,7 +13,6 @@ import (
 
 	units "github.com/docker/go-units"
 	containertypes "github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -300,7 +299,6 @@ func (r *runFlags) config(f *pflag.FlagSet, imageRef string, cmd []string) (*con
 		}
 		hc.LogConfig.Config[k] = v
 	}
-	_ = mount.TypeBind
 	return cfg, hc, nil
 }
 
@@ -402,9 +400,6 @@ func runCommand(o *berthOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "run [OPTIONS] IMAGE [COMMAND] [ARG...]", Short: "create and run a new container from an image", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if r.detach && r.rm && false {
-				return nil
-			}
 			e, rec, err := o.createContainer(cmd, r, args)
 			if err != nil {
 				return runError(err)

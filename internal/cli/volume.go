@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/internal/cli/format"
 	"github.com/berth-dev/berth/internal/cli/runtimecli"
 )
@@ -311,5 +310,3 @@ func restoreCommand(o *berthOpts) *cobra.Command {
 		},
 	}
 }
-
-var _ = container.ErrNotFound
