@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/container/jsonlite"
 )
 
 var t0 = time.Date(2026, 11, 24, 4, 15, 55, 123456789, time.UTC)
@@ -94,11 +96,11 @@ func TestEscapingMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, c := range cases {
 		want, _ := json.Marshal(c)
-		got := appendString(nil, []byte(c))
+		got := jsonlite.AppendString(nil, c)
 		if !bytes.Equal(got, want) {
 			t.Errorf("%q: got %s want %s", c, got, want)
 		}
-		back, err := unquote(got)
+		back, err := jsonlite.Unquote(got)
 		var ref string
 		json.Unmarshal(want, &ref)
 		if err != nil || string(back) != ref {
@@ -106,7 +108,7 @@ func TestEscapingMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 	// Escapes encoding/json never writes but other writers may.
-	back, err := unquote([]byte(`"\/\u00e9\ud83d\ude00\ud800x"`))
+	back, err := jsonlite.Unquote([]byte(`"\/\u00e9\ud83d\ude00\ud800x"`))
 	if err != nil || string(back) != "/é😀\ufffdx" {
 		t.Fatalf("unquote: %q %v", back, err)
 	}

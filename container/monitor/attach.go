@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/berth-dev/berth/container/jsonlite"
 )
 
 const (
@@ -313,7 +315,7 @@ func (r *frameReader) line(max int) ([]byte, error) {
 			}
 		}
 		if len(r.buf) > max {
-			return nil, errJSON
+			return nil, jsonlite.ErrSyntax
 		}
 		if err := r.fill(); err != nil {
 			return nil, err
@@ -334,7 +336,7 @@ func (r *frameReader) frame() (byte, []byte, error) {
 	}
 	n := int(binary.BigEndian.Uint32(r.buf[1:5]))
 	if n > maxFrame {
-		return 0, nil, errJSON
+		return 0, nil, jsonlite.ErrSyntax
 	}
 	for len(r.buf) < 5+n {
 		if err := r.fill(); err != nil {

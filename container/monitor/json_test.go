@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/container/jsonlite"
 )
 
 func sameJSON(t *testing.T, what string, got []byte, v any) {
@@ -47,13 +49,13 @@ func TestMarshalMatchesEncodingJSON(t *testing.T) {
 	} {
 		sameJSON(t, "event", e.marshal(), &e)
 	}
-	w := &jw{}
-	w.raw("{")
-	w.strs("a", nil)
-	w.strs("b", []string{})
-	w.strs("c", []string{"x", "y\""})
-	w.raw("}")
-	sameJSON(t, "strs", w.b, struct {
+	w := &jsonlite.Writer{}
+	w.Raw("{")
+	w.Strs("a", nil)
+	w.Strs("b", []string{})
+	w.Strs("c", []string{"x", "y\""})
+	w.Raw("}")
+	sameJSON(t, "strs", w.B, struct {
 		A []string `json:"a"`
 		B []string `json:"b"`
 		C []string `json:"c"`

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/container/jsonlite"
 	"github.com/berth-dev/berth/container/logfile"
 )
 
@@ -330,12 +331,12 @@ func lastRuntimeError(path string, off int64) string {
 	msg := ""
 	for _, line := range bytes.Split(b[:n], []byte("\n")) {
 		var level, text string
-		if jsonObject(line, func(k string, v []byte) error {
+		if jsonlite.Object(line, func(k string, v []byte) error {
 			switch k {
 			case "level":
-				level, _ = jsonString(v)
+				level, _ = jsonlite.String(v)
 			case "msg":
-				text, _ = jsonString(v)
+				text, _ = jsonlite.String(v)
 			}
 			return nil
 		}) == nil && level == "error" && text != "" {
