@@ -445,4 +445,3 @@ func Strings(b []byte) ([]string, error) {
 	})
 	return out, err
 }
-
