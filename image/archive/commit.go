@@ -98,32 +98,7 @@ func Commit(ctx context.Context, images *image.Store, snaps *snapshot.Store, bas
 	cfg.Container = ""
 	cfg.History = append(cfg.History, v1.History{Created: v1.Time{Time: created}, CreatedBy: o.CreatedBy,
 		Comment: o.Comment, Author: o.Author, EmptyLayer: o.EmptyLayer})
-	cfgRaw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	cfgDigest, err := images.IngestBytes(ctx, cfgRaw)
-	if err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	manifest := v1.Manifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(cfgRaw)), Digest: hashOf(cfgDigest)},
-		Layers:        layers,
-	}
-	if manifest.Layers == nil {
-		manifest.Layers = []v1.Descriptor{}
-	}
-	manRaw, err := json.Marshal(manifest)
-	if err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	manDigest, err := images.IngestBytes(ctx, manRaw)
-	if err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	img, err := images.PutImage(ctx, manDigest)
+	img, manDigest, err := recordImage(ctx, images, cfg, layers)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
@@ -172,4 +147,35 @@ func spoolCompressed(ctx context.Context, r io.Reader, p string) (*member, diges
 		return nil, "", err
 	}
 	return &member{name: "layer", kind: kindFile, file: p, digest: blob.Digest(), size: size}, diff.Digest(), nil
+}
+
+// recordImage stores cfg and an OCI manifest of it with layers, and records the image. The
+// layers' blobs and snapshots must already be in place.
+func recordImage(ctx context.Context, images *image.Store, cfg any, layers []v1.Descriptor) (*image.Image, digest.Digest, error) {
+	cfgRaw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	cfgDigest, err := images.IngestBytes(ctx, cfgRaw)
+	if err != nil {
+		return nil, "", err
+	}
+	if layers == nil {
+		layers = []v1.Descriptor{}
+	}
+	manRaw, err := json.Marshal(v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(cfgRaw)), Digest: hashOf(cfgDigest)},
+		Layers:        layers,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	manDigest, err := images.IngestBytes(ctx, manRaw)
+	if err != nil {
+		return nil, "", err
+	}
+	img, err := images.PutImage(ctx, manDigest)
+	return img, manDigest, err
 }

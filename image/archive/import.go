@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -97,29 +96,8 @@ func Import(ctx context.Context, images *image.Store, snaps *snapshot.Store, r i
 		},
 		Comment: message,
 	}
-	cfgRaw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("import: %w", err)
-	}
-	cfgDigest, err := images.IngestBytes(ctx, cfgRaw)
-	if err != nil {
-		return nil, fmt.Errorf("import: %w", err)
-	}
-	manifest := v1.Manifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(cfgRaw)), Digest: hashOf(cfgDigest)},
-		Layers:        []v1.Descriptor{{MediaType: layer.mediaType, Size: layer.size, Digest: hashOf(layer.digest)}},
-	}
-	manRaw, err := json.Marshal(manifest)
-	if err != nil {
-		return nil, fmt.Errorf("import: %w", err)
-	}
-	manDigest, err := images.IngestBytes(ctx, manRaw)
-	if err != nil {
-		return nil, fmt.Errorf("import: %w", err)
-	}
-	img, err := images.PutImage(ctx, manDigest)
+	img, manDigest, err := recordImage(ctx, images, cfg,
+		[]v1.Descriptor{{MediaType: layer.mediaType, Size: layer.size, Digest: hashOf(layer.digest)}})
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
