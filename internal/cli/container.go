@@ -20,11 +20,37 @@ import (
 	"github.com/berth-dev/berth/container/monitor"
 	"github.com/berth-dev/berth/internal/cli/format"
 	"github.com/berth-dev/berth/internal/cli/runtimecli"
+	"github.com/berth-dev/berth/internal/engine"
 )
+
+// container opens the data root and finds the named container.
+func (o *berthOpts) container(name string) (*engine.Engine, *container.Record, error) {
+	e, err := o.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := e.Containers.Lookup(name)
+	return e, rec, err
+}
 
 // eachContainer runs fn on every named container and reports failures docker's way: every
 // error on its own line, exit 1 if any failed.
 func (o *berthOpts) eachContainer(cmd *cobra.Command, names []string, fn func(m *container.Manager, rec *container.Record) error) error {
+	return o.eachName(cmd, names, func(e *engine.Engine, name string) error {
+		rec, err := e.Containers.Lookup(name)
+		if err != nil {
+			return err
+		}
+		return fn(e.Containers, rec)
+	})
+}
+
+// errQuiet: eachName neither prints the name nor counts a failure.
+var errQuiet = errors.New("quiet")
+
+// eachName runs fn on every name concurrently, then prints each name that succeeded, each
+// error on its own line, and exits 1 if any failed (docker's way for multi-container verbs).
+func (o *berthOpts) eachName(cmd *cobra.Command, names []string, fn func(e *engine.Engine, name string) error) error {
 	e, err := o.open()
 	if err != nil {
 		return err
@@ -38,16 +64,15 @@ func (o *berthOpts) eachContainer(cmd *cobra.Command, names []string, fn func(m 
 		wg.Add(1)
 		go func(n string) {
 			defer wg.Done()
-			rec, err := e.Containers.Lookup(n)
-			if err == nil {
-				err = fn(e.Containers, rec)
-			}
+			err := fn(e, n)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
+			switch {
+			case err == errQuiet:
+			case err != nil:
 				failed = true
 				fmt.Fprintln(cmd.ErrOrStderr(), "berth:", err)
-			} else {
+			default:
 				fmt.Fprintln(cmd.OutOrStdout(), n)
 			}
 		}(n)
@@ -68,11 +93,7 @@ func startCommand(o *berthOpts) *cobra.Command {
 				if len(args) > 1 {
 					return errors.New("you cannot start and attach multiple containers at once")
 				}
-				e, err := o.open()
-				if err != nil {
-					return err
-				}
-				rec, err := e.Containers.Lookup(args[0])
+				e, rec, err := o.container(args[0])
 				if err != nil {
 					return err
 				}
@@ -174,39 +195,16 @@ func rmCommand(o *berthOpts, use string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: use + " [OPTIONS] CONTAINER [CONTAINER...]", Short: "remove one or more containers", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
-			if err != nil {
-				return err
-			}
-			var failed bool
-			var mu sync.Mutex
-			var wg sync.WaitGroup
-			for _, n := range args {
-				wg.Add(1)
-				go func(n string) {
-					defer wg.Done()
-					rec, err := e.Containers.Lookup(n)
-					if err == nil {
-						err = e.Containers.Remove(cmd.Context(), rec, force, volumes)
-					}
-					mu.Lock()
-					defer mu.Unlock()
-					if err != nil {
-						if force && errors.Is(err, container.ErrNotFound) {
-							return // docker: rm -f of a missing container is quiet
-						}
-						failed = true
-						fmt.Fprintln(cmd.ErrOrStderr(), "berth:", err)
-						return
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), n)
-				}(n)
-			}
-			wg.Wait()
-			if failed {
-				return runtimecli.ExitError{Code: 1}
-			}
-			return nil
+			return o.eachName(cmd, args, func(e *engine.Engine, name string) error {
+				rec, err := e.Containers.Lookup(name)
+				if force && errors.Is(err, container.ErrNotFound) {
+					return errQuiet // docker: rm -f of a missing container is quiet
+				}
+				if err != nil {
+					return err
+				}
+				return e.Containers.Remove(cmd.Context(), rec, force, volumes)
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "force the removal of a running container (uses SIGKILL)")
@@ -218,11 +216,7 @@ func renameCommand(o *berthOpts) *cobra.Command {
 	return &cobra.Command{
 		Use: "rename CONTAINER NEW_NAME", Short: "rename a container", Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
-			if err != nil {
-				return err
-			}
-			rec, err := e.Containers.Lookup(args[0])
+			e, rec, err := o.container(args[0])
 			if err != nil {
 				return err
 			}
@@ -478,15 +472,11 @@ func logsCommand(o *berthOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "logs [OPTIONS] CONTAINER", Short: "fetch the logs of a container", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
+			e, rec, err := o.container(args[0])
 			if err != nil {
 				return err
 			}
 			m := e.Containers
-			rec, err := m.Lookup(args[0])
-			if err != nil {
-				return err
-			}
 			if rec.HostConfig.LogConfig.Type == "none" {
 				return errors.New(`configured logging driver does not support reading`)
 			}

@@ -83,11 +83,7 @@ func diffCommand(o *berthOpts) *cobra.Command {
 	return &cobra.Command{
 		Use: "diff CONTAINER", Short: "inspect changes to files or directories on a container's filesystem", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
-			if err != nil {
-				return err
-			}
-			rec, err := e.Containers.Lookup(args[0])
+			e, rec, err := o.container(args[0])
 			if err != nil {
 				return err
 			}
@@ -112,11 +108,7 @@ func exportCommand(o *berthOpts) *cobra.Command {
 			if output == "" && w == os.Stdout && term.IsTerminal(int(os.Stdout.Fd())) {
 				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 			}
-			e, err := o.open()
-			if err != nil {
-				return err
-			}
-			rec, err := e.Containers.Lookup(args[0])
+			e, rec, err := o.container(args[0])
 			if err != nil {
 				return err
 			}
@@ -159,15 +151,11 @@ func commitCommand(o *berthOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]", Short: "create a new image from a container's changes", Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
+			e, rec, err := o.container(args[0])
 			if err != nil {
 				return err
 			}
 			m := e.Containers
-			rec, err := m.Lookup(args[0])
-			if err != nil {
-				return err
-			}
 			var ref image.Reference
 			if len(args) == 2 {
 				if ref, err = image.ParseReference(args[1]); err != nil {

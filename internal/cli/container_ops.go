@@ -73,15 +73,11 @@ func execCommand(o *berthOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "exec [OPTIONS] CONTAINER COMMAND [ARG...]", Short: "execute a command in a running container", Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
+			e, rec, err := o.container(args[0])
 			if err != nil {
 				return err
 			}
 			m := e.Containers
-			rec, err := m.Lookup(args[0])
-			if err != nil {
-				return err
-			}
 			var envs []string
 			for _, f := range envFile {
 				ev, err := opts.ParseEnvFile(f)
@@ -155,15 +151,11 @@ func attachCommand(o *berthOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "attach [OPTIONS] CONTAINER", Short: "attach local standard input, output, and error streams to a running container", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
+			e, rec, err := o.container(args[0])
 			if err != nil {
 				return err
 			}
 			m := e.Containers
-			rec, err := m.Lookup(args[0])
-			if err != nil {
-				return err
-			}
 			if st := m.Status(rec); !st.Running() {
 				return fmt.Errorf("you cannot attach to a stopped container, start it first")
 			}
@@ -199,11 +191,7 @@ func topCommand(o *berthOpts) *cobra.Command {
 		Use: "top CONTAINER [ps OPTIONS]", Short: "display the running processes of a container", Args: cobra.MinimumNArgs(1),
 		DisableFlagParsing: false,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := o.open()
-			if err != nil {
-				return err
-			}
-			rec, err := e.Containers.Lookup(args[0])
+			e, rec, err := o.container(args[0])
 			if err != nil {
 				return err
 			}

@@ -478,6 +478,9 @@ func runAttached(ctx context.Context, m *container.Manager, rec *container.Recor
 	att, err := m.Attach(rec.ID, monitor.Hello{Stdin: a.stdin, Stdout: true, Stderr: true, Cleanup: a.cleanup})
 	if err != nil {
 		sess.Abort()
+		if rec.HostConfig.AutoRemove {
+			m.Remove(context.Background(), rec, true, true)
+		}
 		return 0, err
 	}
 	defer att.Close()
