@@ -30,6 +30,7 @@ type CreateOptions struct {
 	HostConfig *containertypes.HostConfig
 	Image      *image.Image
 	ImageCfg   *v1.ConfigFile
+	Network    NetworkOptions // --network-alias, --ip, --mac-address
 }
 
 // Create makes a container record, its snapshot and its volumes. On error nothing is left.
@@ -41,16 +42,6 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (_ *Record, err e
 	spec.Merge(cfg, o.ImageCfg.Config)
 	if len(cfg.Entrypoint) == 0 && len(cfg.Cmd) == 0 {
 		return nil, fmt.Errorf("%w: no command specified", ErrStart)
-	}
-	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
-		hc.NetworkMode = "none" // TODO(issue 5): bridge is docker's default once networking lands
-	}
-	switch hc.NetworkMode {
-	case "none", "host":
-	default:
-		if !hc.NetworkMode.IsContainer() {
-			return nil, fmt.Errorf("network mode %q is not supported yet: use none, host or container:NAME", hc.NetworkMode)
-		}
 	}
 	if hc.LogConfig.Type == "" {
 		hc.LogConfig.Type = "json-file"
@@ -68,6 +59,9 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (_ *Record, err e
 		Config:     cfg,
 		HostConfig: hc,
 		Chain:      string(o.Image.TopChainID()),
+	}
+	if err := m.resolveNetwork(rec, o.Network); err != nil {
+		return nil, err
 	}
 	if cfg.Hostname == "" && hc.NetworkMode != "host" {
 		cfg.Hostname = rec.ID[:12]

@@ -67,7 +67,7 @@ func (m *Manager) Inspect(rec *Record) *containertypes.InspectResponse {
 			"UpperDir":  m.Snapshots.UpperDir(rec.ID),
 			"MergedDir": m.rootfs(rec.ID),
 		}},
-		NetworkSettings: &containertypes.NetworkSettings{},
+		NetworkSettings: m.networkSettings(rec, st.Running() || st.Status == "restarting"),
 	}
 	if rec.HostConfig.LogConfig.Type != "none" {
 		out.LogPath = m.LogPath(rec.ID)

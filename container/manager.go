@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/volume"
@@ -31,18 +32,23 @@ type Manager struct {
 	Images      *image.Store
 	Snapshots   *snapshot.Store
 	Volumes     *volume.Store
+	Net         *network.Store
 	rt          *runtime.Runtime
 }
 
 // Open prepares the containers directory of the data root.
-func Open(root string, images *image.Store, snaps *snapshot.Store, vols *volume.Store) (*Manager, error) {
+func Open(root string, images *image.Store, snaps *snapshot.Store, vols *volume.Store, nets *network.Store) (*Manager, error) {
 	m := &Manager{
 		Root:      root,
 		ctrRoot:   filepath.Join(root, "containers"),
 		Images:    images,
 		Snapshots: snaps,
 		Volumes:   vols,
+		Net:       nets,
 		Bin:       defaultBinaries(),
+	}
+	if nets != nil {
+		nets.Self = m.Bin.Self
 	}
 	if err := os.MkdirAll(filepath.Join(m.ctrRoot, "names"), 0o700); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)

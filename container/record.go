@@ -31,6 +31,9 @@ type Record struct {
 	Mounts     []MountPoint               `json:"Mounts"`
 	// Chain is the image's top chain ID: the lower layers of the container's snapshot.
 	Chain string `json:"Chain"`
+	// Networks are the bridge networks the container joins at start, in order (the first
+	// one is HostConfig.NetworkMode); empty for none, host and container:NAME.
+	Networks []NetworkAttachment `json:"Networks,omitempty"`
 }
 
 // MountPoint is a resolved bind, volume or tmpfs mount (docker's inspect Mounts entry).
@@ -292,6 +295,7 @@ func (m *Manager) reclaim(id string) {
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
 		return
 	}
+	m.releaseNetwork(&Record{ID: id})
 	m.unmountRootfs(id)
 	m.Snapshots.RemoveActive(context.Background(), id)
 	if ents, err := os.ReadDir(filepath.Join(m.ctrRoot, "names")); err == nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -86,7 +87,17 @@ func (m *Manager) Prepare(ctx context.Context, rec *Record) (sess *Session, err 
 			m.unmountRootfs(rec.ID)
 		}
 	}()
-	if err := m.writeEtcFiles(rec); err != nil {
+	net, err := m.setupNetwork(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	defer net.closeHeld() // the monitor has its own copies
+	defer func() {
+		if err != nil && net != nil {
+			m.releaseNetwork(rec)
+		}
+	}()
+	if err := m.writeEtcFiles(rec, net); err != nil {
 		return nil, err
 	}
 	for _, mp := range rec.Mounts {
@@ -96,7 +107,7 @@ func (m *Manager) Prepare(ctx context.Context, rec *Record) (sess *Session, err 
 			}
 		}
 	}
-	sp, err := m.generateSpec(rec)
+	sp, err := m.generateSpec(rec, net)
 	if err != nil {
 		return nil, err
 	}
@@ -113,14 +124,22 @@ func (m *Manager) Prepare(ctx context.Context, rec *Record) (sess *Session, err 
 	for _, f := range []string{"stopped", "cleaned", "pid"} {
 		os.Remove(filepath.Join(m.dir(rec.ID), f))
 	}
-	mc, err := json.Marshal(m.monitorConfig(rec))
+	mcfg := m.monitorConfig(rec)
+	if net != nil {
+		mcfg.HeldFds = len(net.held)
+	}
+	mc, err := json.Marshal(mcfg)
 	if err != nil {
 		return nil, err
 	}
 	if err := writeBytesAtomic(filepath.Join(m.dir(rec.ID), "monitor.json"), mc, 0o600, false); err != nil {
 		return nil, err
 	}
-	sess, err = m.spawnMonitor(rec)
+	var held []*os.File
+	if net != nil {
+		held = net.held
+	}
+	sess, err = m.spawnMonitor(rec, held)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +147,7 @@ func (m *Manager) Prepare(ctx context.Context, rec *Record) (sess *Session, err 
 	return sess, nil
 }
 
-func (m *Manager) generateSpec(rec *Record) (*specs.Spec, error) {
+func (m *Manager) generateSpec(rec *Record, net *netSetup) (*specs.Spec, error) {
 	hc := rec.HostConfig
 	var mounts []specs.Mount
 	for _, mp := range rec.Mounts {
@@ -155,6 +174,9 @@ func (m *Manager) generateSpec(rec *Record) (*specs.Spec, error) {
 	netns, err := m.joinPath(string(hc.NetworkMode), specs.NetworkNamespace)
 	if err != nil {
 		return nil, err
+	}
+	if net != nil {
+		netns = net.netns
 	}
 	in := spec.Input{
 		ID:             rec.ID,
@@ -257,7 +279,7 @@ func oomFiles(cgPath string) []string {
 	return []string{filepath.Join("/sys/fs/cgroup/memory", cgPath, "memory.oom_control")}
 }
 
-func (m *Manager) spawnMonitor(rec *Record) (*Session, error) {
+func (m *Manager) spawnMonitor(rec *Record, held []*os.File) (*Session, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -265,7 +287,7 @@ func (m *Manager) spawnMonitor(rec *Record) (*Session, error) {
 	ours, theirs := os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "sync")
 	defer theirs.Close()
 	cmd := exec.Command(m.Bin.Monitor, filepath.Join(m.dir(rec.ID), "monitor.json"))
-	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.ExtraFiles = append([]*os.File{theirs}, held...)
 	// GOMAXPROCS=1 from the start keeps the monitor small (see container/monitor/mem.go).
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -392,7 +414,9 @@ func (m *Manager) unmountRootfs(id string) error {
 }
 
 // writeEtcFiles writes the per-container /etc/hostname, /etc/hosts and /etc/resolv.conf.
-func (m *Manager) writeEtcFiles(rec *Record) error {
+// On a bridge network /etc/hosts also names the container's own address, as docker's; on a
+// user-defined network the nameserver is the network's DNS server (its gateway address).
+func (m *Manager) writeEtcFiles(rec *Record, net *netSetup) error {
 	dir := m.dir(rec.ID)
 	host := rec.HostConfig.NetworkMode == "host"
 	hostname := rec.Config.Hostname
@@ -405,6 +429,9 @@ func (m *Manager) writeEtcFiles(rec *Record) error {
 	} else {
 		hosts = []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n" +
 			"ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+		if net != nil && len(net.endpoints) > 0 {
+			hosts = append(hosts, []byte(net.endpoints[0].IP.String()+"\t"+hostname+"\n")...)
+		}
 	}
 	for _, h := range rec.HostConfig.ExtraHosts {
 		if name, ip, ok := strings.Cut(h, ":"); ok {
@@ -414,26 +441,45 @@ func (m *Manager) writeEtcFiles(rec *Record) error {
 	if err := os.WriteFile(filepath.Join(dir, "hosts"), hosts, 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "resolv.conf"), resolvConf(host, rec.HostConfig), 0o644)
+	var dnsServer string
+	if net != nil {
+		for _, ep := range net.endpoints {
+			if len(ep.DNSNames) > 0 {
+				dnsServer = ep.Gateway.String()
+				break
+			}
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "resolv.conf"), resolvConf(host, rec.HostConfig, dnsServer), 0o644)
 }
 
 // resolvConf is the host's resolver configuration; outside the host's network namespace its
 // loopback nameservers cannot be reached, so they are dropped (docker's rule, with its
 // fallback to public resolvers replaced by nothing: no traffic leaves unless configured).
 // --dns, --dns-search and --dns-option replace the host's lines of that kind, as docker.
-func resolvConf(host bool, hc *containertypes.HostConfig) []byte {
+//
+// embedded, when set, is the network's DNS server: it comes first, and "ndots:0" makes a
+// container name be asked as it is before the search domains (docker's embedded DNS does
+// the same); --dns servers follow it.
+func resolvConf(host bool, hc *containertypes.HostConfig, embedded string) []byte {
 	b, _ := os.ReadFile("/etc/resolv.conf")
 	if host && len(hc.DNS) == 0 && len(hc.DNSSearch) == 0 && len(hc.DNSOptions) == 0 {
 		return b
 	}
-	var out []string
+	var out, options []string
+	if embedded != "" {
+		out = append(out, "nameserver "+embedded)
+	}
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 		f := strings.Fields(l)
 		if len(f) >= 1 {
 			switch {
-			case f[0] == "nameserver" && len(hc.DNS) > 0,
+			case f[0] == "nameserver" && (len(hc.DNS) > 0 || embedded != ""),
 				(f[0] == "search" || f[0] == "domain") && len(hc.DNSSearch) > 0,
 				f[0] == "options" && len(hc.DNSOptions) > 0:
+				continue
+			case f[0] == "options":
+				options = append(options, f[1:]...)
 				continue
 			}
 		}
@@ -448,8 +494,12 @@ func resolvConf(host bool, hc *containertypes.HostConfig) []byte {
 	if len(hc.DNSSearch) > 0 {
 		out = append(out, "search "+strings.Join(hc.DNSSearch, " "))
 	}
-	if len(hc.DNSOptions) > 0 {
-		out = append(out, "options "+strings.Join(hc.DNSOptions, " "))
+	options = append(options, hc.DNSOptions...)
+	if embedded != "" && !slices.ContainsFunc(options, func(o string) bool { return strings.HasPrefix(o, "ndots:") }) {
+		options = append(options, "ndots:0")
+	}
+	if len(options) > 0 {
+		out = append(out, "options "+strings.Join(options, " "))
 	}
 	return []byte(strings.Join(out, "\n") + "\n")
 }

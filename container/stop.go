@@ -141,6 +141,10 @@ func (m *Manager) Cleanup(ctx context.Context, rec *Record, monitorPid int) erro
 		return fmt.Errorf("%w: %s", ErrRunning, rec.Name)
 	}
 	m.rt.Delete(rec.ID, true)
+	if err := m.releaseNetwork(rec); err != nil {
+		unlock()
+		return err
+	}
 	if err := m.unmountRootfs(rec.ID); err != nil {
 		unlock()
 		return err
@@ -188,6 +192,9 @@ func (m *Manager) remove(ctx context.Context, rec *Record, volumes bool) error {
 		if _, serr := os.Stat(m.ociStateDir(rec.ID)); serr == nil {
 			return fmt.Errorf("remove container %s: %w", rec.Name, err)
 		}
+	}
+	if err := m.releaseNetwork(rec); err != nil {
+		return fmt.Errorf("remove container %s: %w", rec.Name, err)
 	}
 	if err := m.unmountRootfs(rec.ID); err != nil {
 		return err

@@ -3,7 +3,7 @@
 # constructor and static libseccomp, busybox-static for the test bundle, and the Go modules.
 # `install-deps.sh engines` also installs the engines the interop tests drive; `bench` the peers.
 set -euo pipefail
-want=(gcc libc6-dev make libseccomp-dev busybox-static jq procps iproute2 docker-registry)
+want=(gcc libc6-dev make libseccomp-dev busybox-static jq procps iproute2 nftables docker-registry)
 case "${1:-}" in
   engines) want+=(docker.io podman containerd crun runc skopeo) ;;
   bench) want+=(runc crun hyperfine time strace podman skopeo debootstrap curl) ;;

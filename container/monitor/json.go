@@ -209,6 +209,9 @@ func (c *Config) unmarshal(b []byte) error {
 			c.Name, err = jsonlite.String(v)
 		case "image":
 			c.Image, err = jsonlite.String(v)
+		case "held_fds":
+			n, err = jsonlite.ParseInt(v)
+			c.HeldFds = int(n)
 		}
 		return fieldErr(k, err)
 	})

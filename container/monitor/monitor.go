@@ -58,7 +58,6 @@ type supervisor struct {
 func Main(args []string) int {
 	tune(args) // first: it may re-execute the monitor
 	ignoreSignals(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
-	closeInherited()
 	syscall.Chdir("/")
 	sf := syncFile()
 	if len(args) != 2 {
@@ -70,9 +69,11 @@ func Main(args []string) int {
 		m.null = fd
 	}
 	if err := m.load(args[1]); err != nil {
+		closeInherited(0)
 		sendSync(sf, &SyncMsg{Error: "monitor: " + err.Error()})
 		return 1
 	}
+	closeInherited(m.cfg.HeldFds)
 	return m.run()
 }
 

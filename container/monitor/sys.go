@@ -40,10 +40,11 @@ func ignoreSignals(sigs ...syscall.Signal) {
 	}
 }
 
-// closeInherited closes every descriptor above 3 that came through exec (those lack
+// closeInherited closes every descriptor above 3+held that came through exec (those lack
 // FD_CLOEXEC; the Go runtime's own, such as its cgroup files, have it), and keeps fd 3 (the
-// sync socket) from leaking into children.
-func closeInherited() {
+// sync socket) and the held ones (4..3+held: published ports' reserved sockets) from
+// leaking into children.
+func closeInherited(held int) {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return
@@ -51,6 +52,10 @@ func closeInherited() {
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())
 		if err != nil || fd <= 3 {
+			continue
+		}
+		if fd <= 3+held {
+			syscall.CloseOnExec(fd)
 			continue
 		}
 		flags, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)

@@ -66,6 +66,10 @@ type Config struct {
 	EventsLog   string   `json:"events_log,omitempty"`   // append Event lines here (die, oom, health_status, restart)
 	Name        string   `json:"name,omitempty"`         // for events
 	Image       string   `json:"image,omitempty"`        // for events
+	// HeldFds is how many descriptors after the sync socket (4, 5, ...) the monitor keeps
+	// open for the container's life without using them: the sockets that reserve its
+	// published host ports.
+	HeldFds int `json:"held_fds,omitempty"`
 }
 
 // Restart is the restart policy.

@@ -89,7 +89,7 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 		loadCommand(o), saveCommand(o))
 	systemCmd := &cobra.Command{Use: "system", Short: "manage berth"}
 	systemCmd.AddCommand(dfCommand(o), checkCommand(o), systemPruneCommand(o), restoreCommand(o), eventsCommand(o))
-	cmd.AddCommand(containerCommand(o), volumeCommand(o), createCommand(o), runCommand(o), startCommand(o),
+	cmd.AddCommand(containerCommand(o), volumeCommand(o), networkCommand(o), portCommand(o), createCommand(o), runCommand(o), startCommand(o),
 		stopCommand(o, "stop", false), stopCommand(o, "restart", true), killCommand(o), pauseCommand(o, false),
 		pauseCommand(o, true), rmCommand(o, "rm"), renameCommand(o), waitCommand(o), psCommand(o, "ps"),
 		logsCommand(o), inspectCommand(o), execCommand(o), attachCommand(o), topCommand(o), statsCommand(o),

@@ -273,6 +273,8 @@ func psCommand(o *berthOpts, use string) *cobra.Command {
 				return err
 			}
 			m := e.Containers
+			// The "next command" after a crash: free what killed runs left on the network.
+			m.ReconcileNetwork(cmd.Context())
 			recs, err := m.List()
 			if err != nil {
 				return err
@@ -313,6 +315,14 @@ func psCommand(o *berthOpts, use string) *cobra.Command {
 					CreatedAt: rec.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"), Created: rec.Created,
 					RunningFor: format.Since(rec.Created), State: st.Status, Status: container.StatusText(st, now),
 					Names: rec.Name, Networks: string(rec.HostConfig.NetworkMode),
+					Ports: container.PortsText(rec, m.Ports(rec), st.Running()),
+				}
+				if len(rec.Networks) > 0 {
+					var nets []string
+					for _, a := range rec.Networks {
+						nets = append(nets, a.Name)
+					}
+					r.Networks = strings.Join(nets, ",")
 				}
 				if noTrunc {
 					r.ID = rec.ID
@@ -443,7 +453,14 @@ func psFilter(m *container.Manager, filters []string) (func(*container.Record, c
 				return s.State.Health.Status == v
 			}
 		case "network":
-			c = func(r *container.Record, _ container.Status) bool { return string(r.HostConfig.NetworkMode) == v }
+			c = func(r *container.Record, _ container.Status) bool {
+				for _, a := range r.Networks {
+					if a.Name == v || a.ID == v {
+						return true
+					}
+				}
+				return string(r.HostConfig.NetworkMode) == v
+			}
 		default:
 			return nil, fmt.Errorf("invalid filter '%s'", k)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -35,7 +36,8 @@ type runFlags struct {
 	shmSize, pull, platform, cidfile, network, healthCmd, logDriver                     string
 	env, envFile, labels, volumes, mounts, tmpfs, ulimits, capAdd, capDrop, securityOpt []string
 	devices, sysctls, logOpts, addHosts, groupAdd, dns, dnsSearch, dnsOpt, publish      []string
-	expose                                                                              []string
+	expose, networkAlias                                                                []string
+	ip, macAddress                                                                      string
 	cpuShares                                                                           int64
 	pidsLimit                                                                           int64
 	stopTimeout, oomScoreAdj, healthRetries                                             int
@@ -105,7 +107,12 @@ func addRunFlags(f *pflag.FlagSet, r *runFlags, run bool) {
 	f.StringVar(&r.healthStart, "health-start-period", "", "start period for the container to initialize before starting health-retries countdown")
 	f.IntVar(&r.healthRetries, "health-retries", 0, "consecutive failures needed to report unhealthy")
 	f.BoolVar(&r.noHealth, "no-healthcheck", false, "disable any container-specified HEALTHCHECK")
-	f.StringVar(&r.network, "network", "", "connect a container to a network (none, host, container:NAME)")
+	f.StringVar(&r.network, "network", "", "connect a container to a network (bridge, NAME, none, host, container:NAME)")
+	f.StringArrayVar(&r.networkAlias, "network-alias", nil, "add a network-scoped alias for the container")
+	f.StringArrayVar(&r.networkAlias, "net-alias", nil, "add a network-scoped alias for the container")
+	f.MarkHidden("net-alias")
+	f.StringVar(&r.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	f.StringVar(&r.macAddress, "mac-address", "", "container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	f.StringVar(&r.network, "net", "", "connect a container to a network")
 	f.MarkHidden("net")
 	f.StringArrayVar(&r.addHosts, "add-host", nil, "add a custom host-to-IP mapping (host:ip)")
@@ -185,8 +192,28 @@ func (r *runFlags) config(f *pflag.FlagSet, imageRef string, cmd []string) (*con
 		}
 		hc.DNS = append(hc.DNS, a)
 	}
-	if len(r.publish) > 0 || r.publishAll {
-		return nil, nil, errors.New("publishing ports (-p, -P) needs bridge networking, which is not implemented yet")
+	pm, exposed, err := opts.ParsePublish(r.publish)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pm) > 0 {
+		hc.PortBindings = pm
+	}
+	hc.PublishAllPorts = r.publishAll
+	more, err := opts.ParseExpose(r.expose)
+	if err != nil {
+		return nil, nil, err
+	}
+	for p := range more {
+		exposed[p] = struct{}{}
+	}
+	if len(exposed) > 0 {
+		cfg.ExposedPorts = exposed
+	}
+	if r.macAddress != "" {
+		if _, err := net.ParseMAC(r.macAddress); err != nil {
+			return nil, nil, fmt.Errorf("invalid --mac-address %q: %v", r.macAddress, err)
+		}
 	}
 	if f.Changed("init") {
 		v := r.init
@@ -365,6 +392,7 @@ func (o *berthOpts) createContainer(cmd *cobra.Command, r *runFlags, args []stri
 	}
 	rec, err := e.Containers.Create(cmd.Context(), container.CreateOptions{
 		Name: r.name, Config: cfg, HostConfig: hc, Image: img, ImageCfg: icfg,
+		Network: container.NetworkOptions{Aliases: r.networkAlias, IP: r.ip, MAC: r.macAddress},
 	})
 	if err != nil {
 		return nil, nil, err

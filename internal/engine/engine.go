@@ -8,6 +8,7 @@
 //	<root>/snapshots/  the snapshotter (see package snapshot)
 //	<root>/containers/ containers (see package container)
 //	<root>/volumes/    named volumes (see package volume)
+//	<root>/networks/   bridge networks, addresses, endpoints (see package network)
 package engine
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/volume"
 )
@@ -35,6 +37,7 @@ type Engine struct {
 	Snapshots  *snapshot.Store
 	Volumes    *volume.Store
 	Containers *container.Manager
+	Networks   *network.Store
 }
 
 // Open opens (creating if needed) the data root.
@@ -63,7 +66,11 @@ func Open(root string) (*Engine, error) {
 		e.Images.Close()
 		return nil, err
 	}
-	if e.Containers, err = container.Open(root, e.Images, e.Snapshots, e.Volumes); err != nil {
+	if e.Networks, err = network.Open(root); err != nil {
+		e.Images.Close()
+		return nil, err
+	}
+	if e.Containers, err = container.Open(root, e.Images, e.Snapshots, e.Volumes, e.Networks); err != nil {
 		e.Images.Close()
 		return nil, err
 	}
