@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/network/nft"
@@ -479,4 +480,28 @@ func (s *Store) Reset(ctx context.Context) error {
 	}
 	s.removeRunDir()
 	return nil
+}
+
+// Leftovers lists what of this data root is on the host outside the data root: bridges,
+// the firewall table, the run-time dir. After Reset it must be empty (the tests' leak check).
+func (s *Store) Leftovers() []string {
+	var out []string
+	names := map[string]bool{s.bridge: true}
+	if all, err := s.list(); err == nil {
+		for _, n := range all {
+			names[n.Bridge] = true
+		}
+	}
+	for name := range names {
+		if _, err := netlink.LinkByName(name); err == nil {
+			out = append(out, "bridge "+name)
+		}
+	}
+	if tags, err := s.fw.Tags(); err == nil && s.fw.Exists() {
+		out = append(out, fmt.Sprintf("nftables table ip %s (%d owners)", s.fw.Table, len(tags)))
+	}
+	if _, err := os.Stat(s.run); err == nil {
+		out = append(out, "run dir "+s.run)
+	}
+	return out
 }

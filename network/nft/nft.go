@@ -320,6 +320,16 @@ func (f *Firewall) Delete() error {
 	return nil
 }
 
+// Exists tells whether the table is there.
+func (f *Firewall) Exists() bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	_, err = c.ListTableOfFamily(f.Table, nftables.TableFamilyIPv4)
+	return err == nil
+}
+
 // Available tells whether the kernel speaks nf_tables.
 func Available() bool {
 	c, err := nftables.New()

@@ -32,11 +32,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/network"
 )
 
 var (
@@ -51,7 +53,14 @@ var (
 	seenMu    sync.Mutex
 	seenRoots = map[string]bool{}
 	seenIDs   = map[string]bool{}
+
+	// Each data root's default bridge gets a subnet of its own (BERTH_DEFAULT_SUBNET), as
+	// do the user networks tests make (subnet()): parallel tests never share an address.
+	subnetSeq atomic.Int32
 )
+
+// nextSubnet is a /24 of the tests' pool 10.251.0.0/16 not used by this run yet.
+func nextSubnet() string { return fmt.Sprintf("10.251.%d.0/24", subnetSeq.Add(1)%256) }
 
 func TestMain(m *testing.M) {
 	skip := func(why string) {
@@ -173,6 +182,12 @@ func finalLeaks() []string {
 		testutil.UnmountUnder(baseDir)
 	}
 	for root := range seenRoots {
+		if ns, err := network.Open(root); err == nil {
+			for _, l := range ns.Leftovers() {
+				leaks = append(leaks, l+" of "+root)
+			}
+			ns.Reset(context.Background())
+		}
 		rt := runtimeRootOf(root)
 		if _, err := os.Stat(rt); err == nil {
 			leaks = append(leaks, "runtime root "+rt)
@@ -278,7 +293,12 @@ type env struct {
 	dir  string // the env's scratch dir (holds root)
 	root string // the data root
 	rt   string // its runtime root
+
+	defaultSubnet string // of its default bridge network
 }
+
+// subnet is a fresh /24 for a user network of this test.
+func (e *env) subnet() string { return nextSubnet() }
 
 // newEnv makes a fresh data root; its cleanup removes every container and checks that
 // nothing of them is left (see the package comment).
@@ -288,7 +308,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, root: filepath.Join(dir, "root")}
+	e := &env{t: t, dir: dir, root: filepath.Join(dir, "root"), defaultSubnet: nextSubnet()}
 	e.rt = runtimeRootOf(e.root)
 	seenMu.Lock()
 	seenRoots[e.root] = true
@@ -344,7 +364,8 @@ func (e *env) environ() []string {
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "DOCKER_CONFIG="+filepath.Join(e.dir, "docker-config"), "BERTH_CONFIG="+filepath.Join(e.dir, "berth-config.json"))
+	env = append(env, "DOCKER_CONFIG="+filepath.Join(e.dir, "docker-config"), "BERTH_CONFIG="+filepath.Join(e.dir, "berth-config.json"),
+		"BERTH_DEFAULT_SUBNET="+e.defaultSubnet)
 	if runtimeBin != "" {
 		env = append(env, "BERTH_RUNTIME="+runtimeBin)
 	}
@@ -813,6 +834,7 @@ func (e *env) leaks(ids []string) []string {
 			}
 		}
 	}
+	out = append(out, e.networkLeaks(ids)...)
 	for _, sub := range []string{"containers", "containers/names"} {
 		ents, _ := os.ReadDir(filepath.Join(e.root, sub))
 		for _, d := range ents {
@@ -855,6 +877,15 @@ func (e *env) cleanup() {
 	ids := e.containerIDs()
 	for _, l := range e.leaks(ids) {
 		t.Errorf("after rm -f of every container: left behind: %s", l)
+	}
+	// The data root's networks go too: bridges, firewall table, DNS servers, run dir.
+	if ns, err := network.Open(e.root); err == nil {
+		if err := ns.Reset(context.Background()); err != nil {
+			t.Errorf("clean-up: network reset: %v", err)
+		}
+		for _, l := range ns.Leftovers() {
+			t.Errorf("after network reset: left behind: %s", l)
+		}
 	}
 	// By force, so that the next run starts clean.
 	for _, s := range []string{e.root, e.rt} {
@@ -908,4 +939,48 @@ func parseTime(t *testing.T, what, s string) time.Time {
 		t.Fatalf("%s %q: %v", what, s, err)
 	}
 	return tm
+}
+
+// networkLeaks lists what the containers ids hold on the network: leases and endpoints in
+// the data root, namespace pins, firewall rules, veths (these go when the kernel has torn
+// the namespace down, which it does off berth's clock: waited for, up to 5 s).
+func (e *env) networkLeaks(ids []string) []string {
+	var out []string
+	nets, _ := filepath.Glob(filepath.Join(e.root, "networks", "*", "leases", "*"))
+	eps, _ := filepath.Glob(filepath.Join(e.root, "networks", "*", "endpoints", "*"))
+	for _, f := range append(nets, eps...) {
+		out = append(out, "network state "+strings.TrimPrefix(f, e.root+"/"))
+	}
+	ns, err := network.Open(e.root)
+	if err != nil {
+		return append(out, err.Error())
+	}
+	for _, id := range ids {
+		if fileExists(ns.NetnsPath(id)) {
+			out = append(out, "netns pin "+ns.NetnsPath(id))
+		}
+	}
+	if tags, err := ns.Firewall().Tags(); err == nil {
+		for tag := range tags {
+			if id, ok := strings.CutPrefix(tag, "c:"); ok && slices.Contains(ids, id) {
+				out = append(out, "firewall rules of container "+id)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var veths []string
+		links, _ := os.ReadDir("/sys/class/net")
+		for _, l := range links {
+			for _, id := range ids {
+				if strings.HasPrefix(l.Name(), "vb"+id[:8]) {
+					veths = append(veths, "veth "+l.Name())
+				}
+			}
+		}
+		if len(veths) == 0 || time.Now().After(deadline) {
+			return append(out, veths...)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
