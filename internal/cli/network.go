@@ -241,22 +241,9 @@ func networkCommand(o *berthOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e.Containers.ReconcileNetwork(cmd.Context())
-			nets, err := e.Networks.List()
+			removed, err := pruneNetworks(cmd, e)
 			if err != nil {
 				return err
-			}
-			var removed []string
-			for _, n := range nets {
-				if n.Default() {
-					continue
-				}
-				if users, _ := e.Containers.NetworkUsers(n); len(users) > 0 {
-					continue
-				}
-				if err := e.Networks.Remove(cmd.Context(), n); err == nil {
-					removed = append(removed, n.Name)
-				}
 			}
 			if len(removed) > 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "Deleted Networks:")
@@ -416,4 +403,27 @@ func portCommand(o *berthOpts) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// pruneNetworks removes the user-defined networks no container names (`network prune`,
+// `system prune`).
+func pruneNetworks(cmd *cobra.Command, e *engine.Engine) ([]string, error) {
+	e.Containers.ReconcileNetwork(cmd.Context())
+	nets, err := e.Networks.List()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, n := range nets {
+		if n.Default() {
+			continue
+		}
+		if users, _ := e.Containers.NetworkUsers(n); len(users) > 0 {
+			continue
+		}
+		if err := e.Networks.Remove(cmd.Context(), n); err == nil {
+			removed = append(removed, n.Name)
+		}
+	}
+	return removed, nil
 }

@@ -223,7 +223,7 @@ func joinLabels(l map[string]string) string {
 func systemPruneCommand(o *berthOpts) *cobra.Command {
 	var all, force, volumes bool
 	cmd := &cobra.Command{
-		Use: "prune [OPTIONS]", Short: "remove unused data (stopped containers, dangling images; volumes with --volumes)", Args: exactArgs(0),
+		Use: "prune [OPTIONS]", Short: "remove unused data (stopped containers, unused networks, dangling images; volumes with --volumes)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := o.open()
 			if err != nil {
@@ -238,6 +238,17 @@ func systemPruneCommand(o *berthOpts) *cobra.Command {
 				fmt.Fprintln(w, "Deleted Containers:")
 				for _, id := range ids {
 					fmt.Fprintln(w, id)
+				}
+				fmt.Fprintln(w)
+			}
+			nets, err := pruneNetworks(cmd, e)
+			if err != nil {
+				return err
+			}
+			if len(nets) > 0 {
+				fmt.Fprintln(w, "Deleted Networks:")
+				for _, n := range nets {
+					fmt.Fprintln(w, n)
 				}
 				fmt.Fprintln(w)
 			}
