@@ -21,8 +21,38 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// InspectDoc is docker's inspect document with the network fields older docker APIs had at
+// the top of NetworkSettings (IPAddress, Gateway, MacAddress, IPPrefixLen of the first
+// network): scripts still read `{{.NetworkSettings.IPAddress}}`.
+type InspectDoc struct {
+	*containertypes.InspectResponse
+	NetworkSettings *LegacyNetworkSettings `json:"NetworkSettings"`
+}
+
+// LegacyNetworkSettings is NetworkSettings plus the legacy top-level fields.
+type LegacyNetworkSettings struct {
+	*containertypes.NetworkSettings
+	Gateway     string `json:"Gateway"`
+	IPAddress   string `json:"IPAddress"`
+	IPPrefixLen int    `json:"IPPrefixLen"`
+	MacAddress  string `json:"MacAddress"`
+}
+
 // Inspect builds docker's inspect document for a container.
-func (m *Manager) Inspect(rec *Record) *containertypes.InspectResponse {
+func (m *Manager) Inspect(rec *Record) *InspectDoc {
+	r := m.inspect(rec)
+	ns := &LegacyNetworkSettings{NetworkSettings: r.NetworkSettings}
+	for _, a := range rec.Networks {
+		if es := r.NetworkSettings.Networks[a.Name]; es != nil && es.IPAddress.IsValid() {
+			ns.IPAddress, ns.Gateway, ns.IPPrefixLen = es.IPAddress.String(), es.Gateway.String(), es.IPPrefixLen
+			ns.MacAddress = es.MacAddress.String()
+		}
+		break
+	}
+	return &InspectDoc{InspectResponse: r, NetworkSettings: ns}
+}
+
+func (m *Manager) inspect(rec *Record) *containertypes.InspectResponse {
 	st := m.Status(rec)
 	path, args := commandOf(rec)
 	s := &containertypes.State{
