@@ -42,12 +42,11 @@ type LegacyNetworkSettings struct {
 func (m *Manager) Inspect(rec *Record) *InspectDoc {
 	r := m.inspect(rec)
 	ns := &LegacyNetworkSettings{NetworkSettings: r.NetworkSettings}
-	for _, a := range rec.Networks {
-		if es := r.NetworkSettings.Networks[a.Name]; es != nil && es.IPAddress.IsValid() {
+	if len(rec.Networks) > 0 {
+		if es := r.NetworkSettings.Networks[rec.Networks[0].Name]; es != nil && es.IPAddress.IsValid() {
 			ns.IPAddress, ns.Gateway, ns.IPPrefixLen = es.IPAddress.String(), es.Gateway.String(), es.IPPrefixLen
 			ns.MacAddress = es.MacAddress.String()
 		}
-		break
 	}
 	return &InspectDoc{InspectResponse: r, NetworkSettings: ns}
 }
