@@ -498,7 +498,7 @@ ctr_ip() { # engine name -> the container's IPv4 address on its one network
   case $1 in
     berth) # docker's deprecated top-level field first, then the network's
       ip=$(bt inspect -f '{{.NetworkSettings.IPAddress}}' "$2" 2>/dev/null || true)
-      [ "$ip" != "<no value>" ] || { ip=; berth_no_ip_field=1; }
+      [ "$ip" != "<no value>" ] || ip=''
       [ -n "$ip" ] || ip=$(bt inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$2") ;;
     podman) ip=$(pm inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$2") ;;
     docker) ip=$(dk inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$2") ;;
@@ -625,7 +625,7 @@ if [ "$use_docker" = 1 ] && [ -z "$(pids_of docker-proxy "-host-port ${hport[doc
   notes+=("docker: no docker-proxy process for port ${hport[docker]}")
 fi
 
-[ -n "${berth_no_ip_field:-}" ] && notes+=("berth: \`inspect -f '{{.NetworkSettings.IPAddress}}'\` gives <no value> (docker 20.10 fills this deprecated field for the default bridge network); the address was read from .NetworkSettings.Networks")
+[ "$use_berth" = 1 ] && [ "$(bt inspect -f '{{.NetworkSettings.IPAddress}}' nb-ip-berth 2>&1)" = "<no value>" ] && notes+=("berth: \`inspect -f '{{.NetworkSettings.IPAddress}}'\` gives <no value> (docker 20.10 fills this deprecated field for the default bridge network); the address was read from .NetworkSettings.Networks")
 np=${#paths[@]}
 : > "$tmp/net"
 for ((r = 0; r < net_rounds; r++)); do
@@ -675,7 +675,8 @@ for e in "${engines[@]}"; do
   [ -z "$(ids_of "$e")" ] || left+=("containers: $(ids_of "$e" | tr '\n' ' ')")
   v=$(ip -o link show master "${brname[$e]}" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); printf "%s ", $2 }')
   [ -z "$v" ] || left+=("veths on ${brname[$e]}: $v")
-  ip link show "${brname[$e]}" >/dev/null 2>&1 && left+=("bridge ${brname[$e]}$([ "$e" = docker ] && echo ' (made by this script)')")
+  v=; [ "$e" = docker ] && v=" (made by this script for dockerd's --bridge)"
+  ip link show "${brname[$e]}" >/dev/null 2>&1 && left+=("bridge ${brname[$e]}$v")
   if [ "$e" = berth ] && nft list table ip "$berth_table" >/dev/null 2>&1; then
     v=$(nft -a list chain ip "$berth_table" ports 2>/dev/null | grep -c 'dnat' || true)
     left+=("nftables table $berth_table ($v DNAT rules in its ports chain)")
@@ -687,7 +688,7 @@ for e in "${engines[@]}"; do
     [ "$v" = 0 ] || left+=("$v per-container iptables DNAT rules or chains")
   fi
   [ ${#left[@]} -eq 0 ] && left=(nothing)
-  notes+=("$e, after \`rm -f\` of all its containers, leaves: $(IFS=';'; echo "${left[*]}")")
+  notes+=("$e, after \`rm -f\` of all its containers, leaves: $(printf '%s; ' "${left[@]}" | sed 's/; $//')")
 done
 
 # --- targets

@@ -123,6 +123,9 @@ func (m *Manager) setupNetwork(ctx context.Context, rec *Record) (_ *netSetup, e
 	if !bridged(rec) {
 		return nil, nil
 	}
+	if m.Net.FirstUseThisBoot() {
+		m.ReconcileNetwork(ctx)
+	}
 	// A crash of an earlier run may have left pieces: start from nothing.
 	if err := m.releaseNetwork(rec); err != nil {
 		return nil, err

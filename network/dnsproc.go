@@ -68,6 +68,7 @@ func (s *Store) ensureDNS(n *Network) error {
 	}
 	cmd := exec.Command(s.Self, "--root", filepath.Dir(s.dir), "network", "dns-server", n.ID)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -505,3 +505,22 @@ func (s *Store) Leftovers() []string {
 	}
 	return out
 }
+
+// FirstUseThisBoot tells whether this is the first container setup since the host booted
+// (the run-time dir is on tmpfs), and marks it done: the caller reconciles then, so that the
+// leases of containers a reboot stopped are free before the first new container takes one.
+func (s *Store) FirstUseThisBoot() bool {
+	p := filepath.Join(s.run, "booted")
+	if _, err := os.Stat(p); err == nil {
+		return false
+	}
+	if err := os.MkdirAll(s.run, 0o711); err != nil {
+		return false
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return false // another berth command won: it reconciles
+	}
+	f.Close()
+	return true
+}
