@@ -59,8 +59,19 @@ var (
 	subnetSeq atomic.Int32
 )
 
-// nextSubnet is a /24 of the tests' pool 10.251.0.0/16 not used by this run yet.
-func nextSubnet() string { return fmt.Sprintf("10.251.%d.0/24", subnetSeq.Add(1)%256) }
+// nextSubnet is a /24 of the tests' pool 10.251.0.0/16 not used by this run yet and not
+// routed on the host (another test process, or a developer's network, may hold one). The
+// sequence starts at an offset of the pid, so that two test processes rarely race for one.
+func nextSubnet() string {
+	routes, _ := exec.Command("ip", "-4", "route", "show").Output()
+	for i := 0; i < 256; i++ {
+		n := (int(subnetSeq.Add(1)) + os.Getpid()) % 256
+		if !strings.Contains(string(routes), fmt.Sprintf("10.251.%d.", n)) {
+			return fmt.Sprintf("10.251.%d.0/24", n)
+		}
+	}
+	return "10.251.255.0/24"
+}
 
 func TestMain(m *testing.M) {
 	skip := func(why string) {

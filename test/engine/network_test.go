@@ -145,6 +145,41 @@ func hostAddr(t *testing.T, subnet string, n int) string {
 	return a.String()
 }
 
+// netRemoveAtEnd removes, when the test ends (before the env's own clean-up), every
+// container and then every user-defined network, as a user would, and checks that the
+// networks' DNS servers went with them. A network's DNS server runs as long as the network
+// exists, and the env's leak check, which comes before its network reset, would count it.
+func (e *env) netRemoveAtEnd() {
+	t := e.t
+	t.Cleanup(func() {
+		if r, err := e.try(nil, 2*time.Minute, "ps", "-a", "-q", "--no-trunc"); err == nil {
+			if ids := strings.Fields(r.Out); len(ids) > 0 {
+				if rr, err := e.try(nil, 2*time.Minute, append([]string{"rm", "-f"}, ids...)...); err != nil || rr.Code != 0 {
+					t.Errorf("clean-up: rm -f: %v %s", err, rr)
+				}
+			}
+		}
+		r, err := e.try(nil, time.Minute, "network", "ls", "--format", "{{.Name}}")
+		if err != nil || r.Code != 0 {
+			t.Errorf("clean-up: network ls: %v %s", err, r)
+			return
+		}
+		for _, n := range lines(r.Out) {
+			if n == "bridge" || n == "host" || n == "none" {
+				continue
+			}
+			if rr, err := e.try(nil, time.Minute, "network", "rm", n); err != nil || rr.Code != 0 {
+				t.Errorf("clean-up: network rm %s: %v %s", n, err, rr)
+			}
+		}
+		for _, p := range procsMentioning(e.root) {
+			if strings.Contains(p.cmdline, "dns-server") {
+				t.Errorf("after network rm of every network: DNS server left: process %d: %s", p.pid, p.cmdline)
+			}
+		}
+	})
+}
+
 // httpdArgs runs busybox's httpd in the foreground serving /etc, so that GET /hostname
 // returns the container's hostname.
 var httpdArgs = []string{"busybox", "httpd", "-f", "-p", "80", "-h", "/etc"}
@@ -293,6 +328,7 @@ func TestNetPortInUse(t *testing.T) {
 func TestNetUserNetworkDNS(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
+	e.netRemoveAtEnd()
 	subA, subB, subC := e.subnet(), e.subnet(), e.subnet()
 	e.must("network", "create", "--subnet", subA, "netA")
 	e.must("network", "create", "--subnet", subB, "netB")
@@ -374,6 +410,7 @@ func TestNetUserNetworkDNS(t *testing.T) {
 func TestNetInternal(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
+	e.netRemoveAtEnd()
 	sub := e.subnet()
 	e.must("network", "create", "--internal", "--subnet", sub, "inet")
 	if got := strings.TrimSpace(e.must("network", "inspect", "-f", "{{.Internal}}", "inet")); got != "true" {
@@ -409,11 +446,12 @@ func TestNetInternal(t *testing.T) {
 func TestNetConnectDisconnect(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
+	e.netRemoveAtEnd()
 	subA, subB := e.subnet(), e.subnet()
 	e.must("network", "create", "--subnet", subA, "netA")
 	nidB := strings.TrimSpace(e.must("network", "create", "--subnet", subB, "netB"))
-	cid := e.mustID(append([]string{"run", "-d", "--name", "c", "--network", "netA", "--hostname", "chost"}, httpdArgs...)...)
-	e.mustID("run", "-d", "--name", "b", "--network", "netB", "busybox", "sleep", "1000")
+	cid := e.mustID(append([]string{"run", "-d", "--name", "ctr", "--network", "netA", "--hostname", "chost"}, httpdArgs...)...)
+	e.mustID("run", "-d", "--name", "peer", "--network", "netB", "busybox", "sleep", "1000")
 	if r := e.sh("c", "ls /sys/class/net"); r.Out != "eth0\nlo\n" {
 		t.Errorf("interfaces of c before connect: %s", r)
 	}
@@ -533,6 +571,7 @@ func TestNetConnectDisconnect(t *testing.T) {
 func TestNetAddressReuseAndStatic(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
+	e.netRemoveAtEnd()
 	sub := e.subnet()
 	nid := strings.TrimSpace(e.must("network", "create", "--subnet", sub, "net"))
 	e.mustID("run", "-d", "--name", "a1", "--network", "net", "busybox", "sleep", "1000")
@@ -722,6 +761,7 @@ func TestNetContainerMode(t *testing.T) {
 func TestNetBadInput(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
+	e.netRemoveAtEnd()
 
 	// The default bridge holds its subnet from the start, as docker's does: a user network
 	// on it overlaps, even before the first container.
