@@ -151,7 +151,13 @@ func (s *Store) ensureBridge(n *Network) (netlink.Link, error) {
 			return nil, err
 		}
 	}
-	if err := s.fw.AddNetwork(fwNetwork(n)); err != nil {
+	var all []nft.Network
+	if nets, err := s.list(); err == nil {
+		for _, o := range nets {
+			all = append(all, fwNetwork(o))
+		}
+	}
+	if err := s.fw.AddNetwork(fwNetwork(n), all); err != nil {
 		return nil, err
 	}
 	if err := s.fw.AcceptForward(n.Bridge); err != nil {

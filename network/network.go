@@ -55,7 +55,7 @@ func (n *Network) Default() bool { return n.Name == DefaultName }
 type Store struct {
 	dir        string // <root>/networks
 	run        string // run-time dir (tmpfs)
-	fw         *nft.Firewall
+	fw         nft.Backend
 	bridge     string       // the default network's bridge device
 	subnet     netip.Prefix // the default network's subnet when the data root chose one
 	Self       string       // the berth executable (the DNS server runs as `berth network dns-server`)
@@ -72,7 +72,7 @@ func Open(dataRoot string) (*Store, error) {
 		sum := sha256.Sum256([]byte(dataRoot))
 		suffix = hex.EncodeToString(sum[:4])
 	}
-	s.fw = &nft.Firewall{Table: nft.TableName(suffix)}
+	s.fw = nft.New(nft.TableName(suffix))
 	if suffix == "" {
 		s.bridge, s.run = "berth0", "/run/berth/net"
 	} else {
@@ -94,8 +94,8 @@ func Open(dataRoot string) (*Store, error) {
 	return s, nil
 }
 
-// Firewall is the data root's nftables table.
-func (s *Store) Firewall() *nft.Firewall { return s.fw }
+// Firewall is the data root's firewall (its nftables table, or the iptables fallback).
+func (s *Store) Firewall() nft.Backend { return s.fw }
 
 func (s *Store) netDir(id string) string { return filepath.Join(s.dir, id) }
 
@@ -498,7 +498,7 @@ func (s *Store) Leftovers() []string {
 		}
 	}
 	if tags, err := s.fw.Tags(); err == nil && s.fw.Exists() {
-		out = append(out, fmt.Sprintf("nftables table ip %s (%d owners)", s.fw.Table, len(tags)))
+		out = append(out, fmt.Sprintf("firewall %s (%d owners)", s.fw.Name(), len(tags)))
 	}
 	if _, err := os.Stat(s.run); err == nil {
 		out = append(out, "run dir "+s.run)

@@ -50,11 +50,21 @@ func bridgeRules(bridge string) [][]string {
 
 // AcceptForward lets a bridge's traffic through an iptables FORWARD policy of DROP (a no-op
 // on hosts without one).
-func (f *Firewall) AcceptForward(bridge string) error {
+func (f *Firewall) AcceptForward(bridge string) error { return acceptForward(f.fwdChain(), bridge) }
+
+// DropForward removes a bridge's accepts, and the chain with its jump once it is empty.
+func (f *Firewall) DropForward(bridge string) { dropForward(f.fwdChain(), bridge) }
+
+// AcceptForward: see Firewall.AcceptForward.
+func (x *XTables) AcceptForward(bridge string) error { return acceptForward(x.Prefix+"-FWD", bridge) }
+
+// DropForward: see Firewall.DropForward.
+func (x *XTables) DropForward(bridge string) { dropForward(x.Prefix+"-FWD", bridge) }
+
+func acceptForward(ch, bridge string) error {
 	if !forwardDrops() {
 		return nil
 	}
-	ch := f.fwdChain()
 	if _, err := iptables("-S", ch); err != nil {
 		if out, err := iptables("-N", ch); err != nil && !strings.Contains(out, "exists") {
 			return fmt.Errorf("iptables -N %s: %s", ch, strings.TrimSpace(out))
@@ -76,12 +86,10 @@ func (f *Firewall) AcceptForward(bridge string) error {
 	return nil
 }
 
-// DropForward removes a bridge's accepts, and the chain with its jump once it is empty.
-func (f *Firewall) DropForward(bridge string) {
+func dropForward(ch, bridge string) {
 	if _, err := exec.LookPath("iptables"); err != nil {
 		return
 	}
-	ch := f.fwdChain()
 	if _, err := iptables("-S", ch); err != nil {
 		return
 	}

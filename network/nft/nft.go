@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/google/nftables"
@@ -45,7 +46,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Firewall is the table of one data root.
+// Backend is what the network package asks of the host's firewall: the nftables table
+// (Firewall) or, where the kernel has no nf_tables, the iptables fallback (XTables).
+type Backend interface {
+	AddNetwork(n Network, all []Network) error // all: every network of the data root (isolation)
+	DelNetwork(id, bridge string) error
+	AddPorts(containerID string, ports []DNAT) error
+	DelTags(tags ...string) error
+	Tags() (map[string]bool, error)
+	Exists() bool
+	Delete() error
+	AcceptForward(bridge string) error
+	DropForward(bridge string)
+	Name() string // the table (nftables) or chain prefix (iptables)
+}
+
+// New picks the backend for a table name: nftables when the kernel speaks it, iptables
+// otherwise (or when BERTH_FIREWALL=iptables asks for it, which the tests use to cover the
+// fallback on an nf_tables host).
+func New(table string) Backend {
+	if os.Getenv("BERTH_FIREWALL") == "iptables" || !Available() {
+		return NewXTables(table)
+	}
+	return &Firewall{Table: table}
+}
+
+// Firewall is the nftables table of one data root.
 type Firewall struct {
 	Table string
 }
@@ -134,8 +160,9 @@ func (f *Firewall) Ensure() error {
 	return nil
 }
 
-// AddNetwork adds a network's rules (replacing any it had) and its bridge to the set.
-func (f *Firewall) AddNetwork(n Network) error {
+// AddNetwork adds a network's rules (replacing any it had) and its bridge to the set (which
+// isolates it from the others: all is not needed).
+func (f *Firewall) AddNetwork(n Network, _ []Network) error {
 	if err := f.Ensure(); err != nil {
 		return err
 	}
@@ -319,6 +346,9 @@ func (f *Firewall) Delete() error {
 	}
 	return nil
 }
+
+// Name is the table's name.
+func (f *Firewall) Name() string { return f.Table }
 
 // Exists tells whether the table is there.
 func (f *Firewall) Exists() bool {

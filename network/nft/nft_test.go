@@ -33,7 +33,7 @@ func TestTable(t *testing.T) {
 	n := Network{ID: "n1", Bridge: "tbr0", Subnet: netip.MustParsePrefix("10.254.1.0/24")}
 	in := Network{ID: "n2", Bridge: "tbr1", Subnet: netip.MustParsePrefix("10.254.2.0/24"), Internal: true}
 	for _, x := range []Network{n, in, n} { // n twice: replaced, not doubled
-		if err := f.AddNetwork(x); err != nil {
+		if err := f.AddNetwork(x, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
