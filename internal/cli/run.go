@@ -197,7 +197,12 @@ func (r *runFlags) config(f *pflag.FlagSet, imageRef string, cmd []string) (*con
 		return nil, nil, err
 	}
 	if len(pm) > 0 {
-		hc.PortBindings = pm
+		if hc.NetworkMode.IsHost() {
+			// docker's behaviour: the container's ports are the host's already.
+			fmt.Fprintln(os.Stderr, "WARNING: Published ports are discarded when using host network mode")
+		} else {
+			hc.PortBindings = pm
+		}
 	}
 	hc.PublishAllPorts = r.publishAll
 	more, err := opts.ParseExpose(r.expose)
