@@ -304,9 +304,8 @@ func (s *Store) Release(ctx context.Context, cid string, rules bool) error {
 	all, _ := s.list()
 	for _, n := range all {
 		if _, err := os.Stat(s.endpointPath(n.ID, cid)); err != nil {
-			// The veth may exist without the record only if the setup died between them,
-			// which the record's order rules out; the lease may: it comes first.
-			s.releaseLeasesOf(n.ID, cid)
+			// A lease may exist without its record (the setup died between them); finding
+			// one means reading every lease of the network, which Reconcile does.
 			continue
 		}
 		if err := s.detach(n, cid, !pinned); err != nil {
@@ -348,6 +347,9 @@ func (s *Store) Reconcile(ctx context.Context, keep func(cid string) bool) {
 	for cid := range owners {
 		if len(cid) == 64 && !keep(cid) {
 			s.Release(ctx, cid, true)
+			for _, n := range all {
+				s.releaseLeasesOf(n.ID, cid)
+			}
 		}
 	}
 }
