@@ -82,6 +82,13 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (_ *Record, err e
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	undo = append(undo, func() { os.RemoveAll(dir) })
+	// Held until the record is written: a listing reclaims a directory without a record only
+	// when no create holds it (see reclaim).
+	unlock, err := m.lock(rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	// The directory exists before the name points at it: reserveName takes a name whose
 	// owner has no directory for a leftover of a crash.
 	if o.Name != "" {

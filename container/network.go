@@ -434,10 +434,14 @@ func (m *Manager) ReconcileNetwork(ctx context.Context) {
 	})
 }
 
-// stale tells whether a directory without a record is old enough to be a crash's leftover.
+// stale tells whether a container directory without a record is a crash's leftover: no
+// create holds its lock (and it is older than the moment between mkdir and flock).
 func (m *Manager) stale(id string) bool {
 	fi, err := os.Stat(m.dir(id))
-	return err != nil || time.Since(fi.ModTime()) >= time.Minute
+	if err != nil {
+		return false
+	}
+	return time.Since(fi.ModTime()) >= 2*time.Second && !m.locked(id)
 }
 
 // locked tells whether a berth command holds the container's lock right now.

@@ -284,14 +284,14 @@ func (m *Manager) lock(id string) (func(), error) {
 }
 
 // reclaim removes what a create killed before it wrote the record left behind: a directory
-// without config.json, its snapshot and its name. A create in progress is left alone: its
-// directory is younger than a minute (a create takes milliseconds).
+// without config.json, its snapshot and its name. A create in progress is left alone: it
+// holds the container's lock from just after the directory exists until the record is
+// written (the two seconds cover the moment between mkdir and flock).
 func (m *Manager) reclaim(id string) {
-	dir := m.dir(id)
-	fi, err := os.Stat(dir)
-	if err != nil || time.Since(fi.ModTime()) < time.Minute {
+	if !m.stale(id) {
 		return
 	}
+	dir := m.dir(id)
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
 		return
 	}

@@ -128,11 +128,20 @@ func (s *Store) ensureBridge(n *Network) (netlink.Link, error) {
 		}
 		la := netlink.NewLinkAttrs()
 		la.Name, la.MTU = n.Bridge, n.MTU
+		// A MAC of its own, fixed: without one the kernel gives a bridge the lowest MAC of its
+		// ports, which changes as containers come and go, and the containers' ARP entry for
+		// the gateway goes stale (their traffic out and to the DNS server is lost).
+		la.HardwareAddr, _ = net.ParseMAC(macFor(n.Gateway))
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 		}
 		if br, err = netlink.LinkByName(n.Bridge); err != nil {
 			return nil, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+		}
+	}
+	if mac, _ := net.ParseMAC(macFor(n.Gateway)); br.Attrs().HardwareAddr.String() != mac.String() {
+		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
+			return nil, fmt.Errorf("bridge %s mac: %w", n.Bridge, err)
 		}
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Gateway.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}

@@ -140,6 +140,10 @@ func (s *Store) Create(ctx context.Context, o CreateOptions) (*Network, error) {
 	if o.Driver != "" && o.Driver != "bridge" {
 		return nil, fmt.Errorf("network driver %q is not supported: %w: use bridge", o.Driver, ErrInvalid)
 	}
+	// The default network's subnet is chosen first, so a user network cannot take it.
+	if _, err := s.DefaultNetwork(); err != nil {
+		return nil, err
+	}
 	unlock, err := s.lockAll(unix.LOCK_EX)
 	if err != nil {
 		return nil, err

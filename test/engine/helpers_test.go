@@ -835,6 +835,11 @@ func (e *env) leaks(ids []string) []string {
 	}
 	for _, s := range []string{e.root, e.rt} {
 		for _, p := range procsMentioning(s) {
+			// A user network's DNS server belongs to the network, not to a container: it
+			// goes with the network (checked after the clean-up's network reset).
+			if strings.Contains(p.cmdline, "network dns-server") {
+				continue
+			}
 			out = append(out, fmt.Sprintf("process %d: %s", p.pid, p.cmdline))
 		}
 	}
@@ -896,6 +901,9 @@ func (e *env) cleanup() {
 		}
 		for _, l := range ns.Leftovers() {
 			t.Errorf("after network reset: left behind: %s", l)
+		}
+		for _, p := range procsMentioning(e.root) {
+			t.Errorf("after network reset: process %d: %s", p.pid, p.cmdline)
 		}
 	}
 	// By force, so that the next run starts clean.
@@ -978,12 +986,19 @@ func (e *env) networkLeaks(ids []string) []string {
 			}
 		}
 	}
+	// The veths of containers that still exist are theirs; only removed ones are waited for.
+	var gone []string
+	for _, id := range ids {
+		if !fileExists(filepath.Join(e.root, "containers", id)) {
+			gone = append(gone, id)
+		}
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var veths []string
 		links, _ := os.ReadDir("/sys/class/net")
 		for _, l := range links {
-			for _, id := range ids {
+			for _, id := range gone {
 				if strings.HasPrefix(l.Name(), "vb"+id[:8]) {
 					veths = append(veths, "veth "+l.Name())
 				}

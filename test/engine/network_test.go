@@ -10,6 +10,8 @@ package engine_test
 // (which relay nothing) and, on the default bridge, by asking its gateway directly.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -395,8 +397,12 @@ func TestNetUserNetworkDNS(t *testing.T) {
 	if r := e.sh("d1", "cat /etc/resolv.conf"); strings.Contains(r.Out, gw) {
 		t.Errorf("resolv.conf on the default bridge names its gateway: %s", r)
 	}
-	if r := e.sh("d1", "cat /etc/hosts"); strings.Contains(r.Out, "d2") || strings.Contains(r.Out, e.id("d2")[:12]) {
-		t.Errorf("/etc/hosts on the default bridge lists a peer: %s", r)
+	d2IP, d2Short := e.netIP("d2", "bridge"), e.id("d2")[:12]
+	r := e.sh("d1", "cat /etc/hosts")
+	for _, l := range lines(r.Out) {
+		if f := strings.Fields(l); len(f) >= 2 && (f[0] == d2IP || slices.Contains(f[1:], "d2") || slices.Contains(f[1:], d2Short)) {
+			t.Errorf("/etc/hosts on the default bridge lists a peer: %q", l)
+		}
 	}
 	if ns := e.netSettings("d1"); ns.Networks["bridge"] == nil || len(ns.Networks["bridge"].DNSNames) != 0 {
 		t.Errorf("inspect d1: %+v, want the bridge network without DNSNames", ns.Networks)
@@ -452,28 +458,28 @@ func TestNetConnectDisconnect(t *testing.T) {
 	nidB := strings.TrimSpace(e.must("network", "create", "--subnet", subB, "netB"))
 	cid := e.mustID(append([]string{"run", "-d", "--name", "ctr", "--network", "netA", "--hostname", "chost"}, httpdArgs...)...)
 	e.mustID("run", "-d", "--name", "peer", "--network", "netB", "busybox", "sleep", "1000")
-	if r := e.sh("c", "ls /sys/class/net"); r.Out != "eth0\nlo\n" {
+	if r := e.sh("ctr", "ls /sys/class/net"); r.Out != "eth0\nlo\n" {
 		t.Errorf("interfaces of c before connect: %s", r)
 	}
-	cA := e.netIP("c", "netA")
+	cA := e.netIP("ctr", "netA")
 
-	if r := e.berth("network", "connect", "netB", "c"); r.Code != 0 {
+	if r := e.berth("network", "connect", "netB", "ctr"); r.Code != 0 {
 		t.Fatalf("network connect netB c: %s", r)
 	}
-	cB := e.netIP("c", "netB")
+	cB := e.netIP("ctr", "netB")
 	if !strings.HasPrefix(cB, strings.TrimSuffix(subB, "0/24")) {
 		t.Errorf("c's address on netB %s is not in %s", cB, subB)
 	}
-	if r := e.sh("c", "ip -o -4 addr show eth1"); r.Code != 0 || !strings.Contains(r.Out, "inet "+cB+"/24") {
+	if r := e.sh("ctr", "ip -o -4 addr show eth1"); r.Code != 0 || !strings.Contains(r.Out, "inet "+cB+"/24") {
 		t.Errorf("eth1 after connect: %s\nwant %s", r, cB)
 	}
-	if r := e.sh("c", "ip route"); !strings.Contains(r.Out, "default via "+hostAddr(t, subA, 1)+" dev eth0") {
+	if r := e.sh("ctr", "ip route"); !strings.Contains(r.Out, "default via "+hostAddr(t, subA, 1)+" dev eth0") {
 		t.Errorf("the default route moved on connect: %s", r)
 	}
-	if r := e.sh("b", fetchHostname("c")); r.Code != 0 || !strings.HasSuffix(r.Out, "\r\n\r\nchost\n") {
+	if r := e.sh("peer", fetchHostname("ctr")); r.Code != 0 || !strings.HasSuffix(r.Out, "\r\n\r\nchost\n") {
 		t.Errorf("GET /hostname from c by name on netB after connect: %s", r)
 	}
-	if r := e.berth("network", "connect", "netB", "c"); r.Code == 0 {
+	if r := e.berth("network", "connect", "netB", "ctr"); r.Code == 0 {
 		t.Errorf("a second network connect netB c: %s\nwant a failure", r)
 	} else {
 		oneLine(t, "a second network connect", r)
@@ -482,25 +488,25 @@ func TestNetConnectDisconnect(t *testing.T) {
 		t.Errorf("network inspect netB: %s containers, want 2", got)
 	}
 
-	if r := e.berth("network", "disconnect", "netB", "c"); r.Code != 0 {
+	if r := e.berth("network", "disconnect", "netB", "ctr"); r.Code != 0 {
 		t.Fatalf("network disconnect netB c: %s", r)
 	}
-	if r := e.sh("c", "ls /sys/class/net"); r.Out != "eth0\nlo\n" {
+	if r := e.sh("ctr", "ls /sys/class/net"); r.Out != "eth0\nlo\n" {
 		t.Errorf("interfaces of c after disconnect: %s", r)
 	}
-	if ns := e.netSettings("c"); ns.Networks["netB"] != nil || ns.Networks["netA"] == nil || ns.Networks["netA"].IPAddress != cA {
+	if ns := e.netSettings("ctr"); ns.Networks["netB"] != nil || ns.Networks["netA"] == nil || ns.Networks["netA"].IPAddress != cA {
 		t.Errorf("inspect c after disconnect: %+v", ns.Networks)
 	}
-	if r := e.sh("b", "ping -c1 -W2 "+cB); r.Code == 0 {
+	if r := e.sh("peer", "ping -c1 -W2 "+cB); r.Code == 0 {
 		t.Errorf("b still reaches c's old address on netB: %s", r)
 	}
 	if fileExists(filepath.Join(e.root, "networks", nidB, "leases", cB)) || fileExists(filepath.Join(e.root, "networks", nidB, "endpoints", cid+".json")) {
 		t.Errorf("disconnect left c's lease or endpoint on netB")
 	}
-	if r := e.sh("c", fetchHostname("127.0.0.1")); !strings.HasSuffix(r.Out, "chost\n") {
+	if r := e.sh("ctr", fetchHostname("127.0.0.1")); !strings.HasSuffix(r.Out, "chost\n") {
 		t.Errorf("c's own httpd after disconnect: %s", r)
 	}
-	if r := e.berth("network", "disconnect", "netB", "c"); r.Code == 0 {
+	if r := e.berth("network", "disconnect", "netB", "ctr"); r.Code == 0 {
 		t.Errorf("disconnect of a container not on the network: %s\nwant a failure", r)
 	} else {
 		oneLine(t, "disconnect of a container not on the network", r)
@@ -508,13 +514,18 @@ func TestNetConnectDisconnect(t *testing.T) {
 
 	// Again, with an alias and a fixed address.
 	fixed := hostAddr(t, subB, 99)
-	if r := e.berth("network", "connect", "--alias", "calias", "--ip", fixed, "netB", "c"); r.Code != 0 {
+	if r := e.berth("network", "connect", "--alias", "calias", "--ip", fixed, "netB", "ctr"); r.Code != 0 {
 		t.Fatalf("network connect --alias --ip: %s", r)
 	}
-	if r := e.sh("c", "ip -o -4 addr show eth1"); !strings.Contains(r.Out, "inet "+fixed+"/24") {
+	if r := e.sh("ctr", "ip -o -4 addr show eth1"); !strings.Contains(r.Out, "inet "+fixed+"/24") {
 		t.Errorf("eth1 after connect --ip %s: %s", fixed, r)
 	}
-	if r := e.sh("b", "ping -c1 -W2 calias"); r.Code != 0 || !strings.Contains(r.Out, fixed) {
+	// peer keeps its gateway (and DNS server) while ctr's veths come and go on the bridge.
+	if r := e.sh("peer", "ping -c1 -W2 "+hostAddr(t, subB, 1)); r.Code != 0 {
+		t.Errorf("peer lost its gateway %s after ctr's disconnect and connect (did the bridge's MAC change?): %s\npeer's neighbours: %s",
+			hostAddr(t, subB, 1), r, e.sh("peer", "ip neigh").Out)
+	}
+	if r := e.sh("peer", "ping -c1 -W2 calias"); r.Code != 0 || !strings.Contains(r.Out, fixed) {
 		t.Errorf("ping calias from netB: %s", r)
 	}
 
@@ -527,7 +538,7 @@ func TestNetConnectDisconnect(t *testing.T) {
 	if !strings.Contains(r.Err, "active endpoints") {
 		t.Errorf("network rm of a network in use: %q does not say it has active endpoints", r.Err)
 	}
-	if r := e.sh("c", "ip -o -4 addr show eth0"); !strings.Contains(r.Out, "inet "+cA+"/") {
+	if r := e.sh("ctr", "ip -o -4 addr show eth0"); !strings.Contains(r.Out, "inet "+cA+"/") {
 		t.Errorf("c lost its address on netA after a refused network rm: %s", r)
 	}
 	if r := e.berth("network", "rm", "-f", "netA"); r.Code != 0 {
@@ -536,22 +547,22 @@ func TestNetConnectDisconnect(t *testing.T) {
 	if got := e.must("network", "ls", "--format", "{{.Name}}"); slices.Contains(lines(got), "netA") {
 		t.Errorf("netA still listed after network rm -f: %q", got)
 	}
-	if r := e.sh("c", "ip -o -4 addr"); strings.Contains(r.Out, cA) || !strings.Contains(r.Out, fixed) {
+	if r := e.sh("ctr", "ip -o -4 addr"); strings.Contains(r.Out, cA) || !strings.Contains(r.Out, fixed) {
 		t.Errorf("c's addresses after network rm -f netA: %s\nwant %s gone and %s kept", r, cA, fixed)
 	}
-	if ns := e.netSettings("c"); ns.Networks["netA"] != nil || ns.Networks["netB"] == nil {
+	if ns := e.netSettings("ctr"); ns.Networks["netA"] != nil || ns.Networks["netB"] == nil {
 		t.Errorf("inspect c after network rm -f netA: %+v", ns.Networks)
 	}
 
 	// A stopped container joins at its next start.
-	e.must("stop", "-t", "1", "b")
+	e.must("stop", "-t", "1", "peer")
 	e.must("network", "create", "--subnet", subA, "netA2")
-	e.must("network", "connect", "netA2", "b")
-	e.must("start", "b")
-	if r := e.sh("b", "ls /sys/class/net"); r.Out != "eth0\neth1\nlo\n" {
+	e.must("network", "connect", "netA2", "peer")
+	e.must("start", "peer")
+	if r := e.sh("peer", "ls /sys/class/net"); r.Out != "eth0\neth1\nlo\n" {
 		t.Errorf("interfaces of b started after connect: %s", r)
 	}
-	e.must("rm", "-f", "b", "c")
+	e.must("rm", "-f", "peer", "ctr")
 	for _, n := range []string{"netB", "netA2"} {
 		if r := e.berth("network", "rm", n); r.Code != 0 {
 			t.Errorf("network rm %s after its containers are gone: %s", n, r)
@@ -565,7 +576,7 @@ func TestNetConnectDisconnect(t *testing.T) {
 	if got := lines(out); !slices.Contains(got, "unused") || slices.Contains(got, "used") {
 		t.Errorf("network prune: %q, want unused removed and used kept", out)
 	}
-	e.checkClean("after the connect/disconnect scenario", e.id("user"), "names: user")
+	e.checkClean("after the connect/disconnect scenario", e.id("user"), "names: user", "network dns-server")
 }
 
 func TestNetAddressReuseAndStatic(t *testing.T) {
@@ -649,19 +660,39 @@ func TestNetLeaksAfterKill(t *testing.T) {
 	}
 	// A first container sets up the default bridge and the table; what is there after its
 	// removal is the baseline.
-	e.mustID("run", "-d", "--name", "warm", "-p", "127.0.0.1::80", "busybox", "sleep", "100")
+	warm := e.berth("run", "-d", "--name", "warm", "-p", "127.0.0.1::80", "busybox", "sleep", "100")
+	if warm.Code != 0 {
+		t.Fatalf("run -d -p: %s", warm)
+	}
 	e.must("rm", "-f", "warm")
 	bridge := strings.TrimSpace(e.must("network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge"))
 	nid := strings.TrimSpace(e.must("network", "inspect", "-f", "{{.Id}}", "bridge"))
 	if bridge == "" || len(nid) != 64 {
 		t.Fatalf("network inspect bridge: bridge %q id %q", bridge, nid)
 	}
-	table := ns.Firewall().Table
+	// The data root's nftables table (network.Open: "berth-" and 8 hex of the root's
+	// sha256), as nft prints it: rules of containers carry their id as user data, so a
+	// container's rule left behind shows as a rule more. With the iptables fallback there is
+	// no table; the owners of the rules are compared either way.
+	sum := sha256.Sum256([]byte(e.root))
+	table := "berth-" + hex.EncodeToString(sum[:4])
 	nftTable := func() string {
 		out, err := execOut("nft", "list", "table", "ip", table)
 		if err != nil {
-			t.Fatalf("nft list table ip %s: %v: %s", table, err, out)
+			return "no table: " + strings.TrimSpace(out)
 		}
+		return out
+	}
+	owners := func() []string {
+		tags, err := ns.Firewall().Tags()
+		if err != nil {
+			t.Fatalf("firewall rules of the data root: %v", err)
+		}
+		var out []string
+		for tag := range tags {
+			out = append(out, tag)
+		}
+		sort.Strings(out)
 		return out
 	}
 	// The links this data root owns: its bridges and the veths of its containers (named
@@ -685,7 +716,7 @@ func TestNetLeaksAfterKill(t *testing.T) {
 		m, _ := filepath.Glob(filepath.Join(filepath.Dir(ns.NetnsPath("x")), "*"))
 		return append(out, m...)
 	}
-	linksBefore, rulesBefore, stateBefore := ours(), nftTable(), state()
+	linksBefore, rulesBefore, ownersBefore, stateBefore := ours(), nftTable(), owners(), state()
 	if !slices.Contains(linksBefore, bridge) || len(linksBefore) != 1 {
 		t.Fatalf("links of the data root after the warm-up: %v, want only the bridge %s", linksBefore, bridge)
 	}
@@ -693,14 +724,20 @@ func TestNetLeaksAfterKill(t *testing.T) {
 		t.Fatalf("network state after the warm-up: %v", stateBefore)
 	}
 
-	for _, d := range []time.Duration{2, 5, 10, 20, 30, 40, 60, 80, 120, 200} {
+	// Kills at fixed delays, then spread over the whole of a run -d (as long as the warm-up
+	// took, and a little more), so that some land in the network setup.
+	delays := []time.Duration{2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond}
+	for i := 1; i <= 12; i++ {
+		delays = append(delays, warm.Dur*time.Duration(i)/10)
+	}
+	for _, d := range delays {
 		cli := e.start(nil, "run", "-d", "-p", "127.0.0.1::80", "busybox", "sleep", "100")
-		time.Sleep(d * time.Millisecond)
+		time.Sleep(d)
 		syscall.Kill(-cli.cmd.Process.Pid, syscall.SIGKILL)
 		cli.wait(t, 10*time.Second)
 	}
 	// The next command reconciles; then everything goes as a user would remove it.
-	e.must("ps", "-a")
+	t.Logf("after the killed runs: %s", strings.Join(lines(e.must("ps", "-a", "--format", "{{.ID}} {{.Status}} {{.Ports}}")), "; "))
 	if ids := strings.Fields(e.must("ps", "-a", "-q", "--no-trunc")); len(ids) > 0 {
 		e.must(append([]string{"rm", "-f"}, ids...)...)
 	}
@@ -714,8 +751,32 @@ func TestNetLeaksAfterKill(t *testing.T) {
 	if got := nftTable(); got != rulesBefore {
 		t.Errorf("table %s after the killed runs and rm -f:\n%s\nwant:\n%s", table, got, rulesBefore)
 	}
+	if got := owners(); !slices.Equal(got, ownersBefore) {
+		t.Errorf("owners of firewall rules after the killed runs and rm -f: %v, want %v", got, ownersBefore)
+	}
 	if got := state(); len(got) != 0 {
 		t.Errorf("network state after the killed runs and rm -f: %v", got)
+	}
+	// A run killed between making its container directory and writing the record leaves
+	// the directory and the name, which ps does not show and rm cannot name; berth reclaims
+	// them once they are a minute old (container.reclaim). Wait for that: it is not the
+	// network's business, but the leak checks would count them.
+	var newest time.Time
+	var pending []string
+	ents, _ := os.ReadDir(filepath.Join(e.root, "containers"))
+	for _, d := range ents {
+		fi, err := os.Stat(filepath.Join(e.root, "containers", d.Name()))
+		if len(d.Name()) == 64 && err == nil && !fileExists(filepath.Join(e.root, "containers", d.Name(), "config.json")) {
+			pending = append(pending, d.Name()[:12])
+			if fi.ModTime().After(newest) {
+				newest = fi.ModTime()
+			}
+		}
+	}
+	if len(pending) > 0 {
+		t.Logf("killed creates left container directories without a record: %v; waiting for their reclaim (a minute)", pending)
+		time.Sleep(time.Until(newest.Add(61 * time.Second)))
+		e.must("ps", "-a")
 	}
 	e.checkClean("after the killed runs and rm -f")
 }
@@ -729,19 +790,19 @@ func execOut(name string, args ...string) (string, error) {
 func TestNetContainerMode(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
-	aid := e.mustID(append([]string{"run", "-d", "--name", "A"}, httpdArgs...)...)
-	ipA := e.netIP("A", "bridge")
-	r := e.berth("run", "--rm", "--network", "container:A", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")
+	aid := e.mustID(append([]string{"run", "-d", "--name", "ctrA"}, httpdArgs...)...)
+	ipA := e.netIP("ctrA", "bridge")
+	r := e.berth("run", "--rm", "--network", "container:ctrA", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")
 	if r.Code != 0 || !strings.Contains(r.Out, "inet "+ipA+"/") {
 		t.Errorf("--network container:A sees eth0 as %s, want A's address %s", r, ipA)
 	}
 	// The same loopback: A's httpd answers on 127.0.0.1.
-	r = e.berth("run", "--rm", "--network", "container:A", "busybox", "sh", "-c", fetchHostname("127.0.0.1"))
+	r = e.berth("run", "--rm", "--network", "container:ctrA", "busybox", "sh", "-c", fetchHostname("127.0.0.1"))
 	if r.Code != 0 || !strings.HasSuffix(r.Out, aid[:12]+"\n") {
 		t.Errorf("A's httpd from --network container:A on 127.0.0.1: %s", r)
 	}
 	// -p with container:A: docker's conflicting options.
-	r = e.berth("run", "--rm", "--network", "container:A", "-p", "8080:80", "busybox", "true")
+	r = e.berth("run", "--rm", "--network", "container:ctrA", "-p", "8080:80", "busybox", "true")
 	if r.Code != 125 || !strings.Contains(r.Err, "conflicting options") {
 		t.Errorf("-p with --network container:A: %s\nwant exit 125 and conflicting options", r)
 	}
@@ -752,10 +813,11 @@ func TestNetContainerMode(t *testing.T) {
 	}
 	oneLine(t, "--network container:nosuch", r)
 	// A stays whole.
-	if got := e.netIP("A", "bridge"); got != ipA {
+	if got := e.netIP("ctrA", "bridge"); got != ipA {
 		t.Errorf("A's address changed to %s", got)
 	}
-	e.checkClean("after the container-mode runs", aid, "names: A", "leases/"+ipA, "firewall rules of container "+aid)
+	e.must("rm", "-f", "ctrA")
+	e.checkClean("after the container-mode runs")
 }
 
 func TestNetBadInput(t *testing.T) {
@@ -775,9 +837,11 @@ func TestNetBadInput(t *testing.T) {
 
 	sub := e.subnet()
 	e.must("network", "create", "--subnet", sub, "n1")
-	e.mustID("run", "-d", "--name", "keep", "busybox", "sleep", "1000")
-	keepID := e.id("keep")
-	keepIP := e.netIP("keep", "bridge")
+	// A container on the default bridge (which it sets up), stopped: the leak checks below
+	// wait for the veths of running containers.
+	keepID := e.mustID("run", "-d", "--name", "keep", "busybox", "sleep", "1000")
+	e.must("stop", "-t", "0", "keep")
+	e.waitExited("keep", 10*time.Second)
 	outside := "192.0.2.5"
 	for _, c := range []struct {
 		what string
@@ -824,26 +888,23 @@ func TestNetBadInput(t *testing.T) {
 			e.waitNoMonitor(id, 10*time.Second)
 			e.must("rm", "-f", id)
 		}
-		e.checkClean(c.what, keepID, "names: keep", "leases/"+keepIP, "firewall rules of container "+keepID)
+		e.checkClean(c.what, keepID, "names: keep", "network dns-server")
 	}
 	nets := lines(e.must("network", "ls", "--format", "{{.Name}}"))
 	sort.Strings(nets)
 	if want := []string{"bridge", "host", "n1", "none"}; !slices.Equal(nets, want) {
 		t.Errorf("networks after the bad input: %v, want %v", nets, want)
 	}
-	if got := e.netIP("keep", "bridge"); got != keepIP {
-		t.Errorf("keep's address changed to %s", got)
-	}
 }
 
 func TestNetDefaults(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
-	id := e.mustID("run", "-d", "--name", "d", "busybox", "sleep", "1000")
+	id := e.mustID("run", "-d", "--name", "dflt", "busybox", "sleep", "1000")
 	subnet := netip.MustParsePrefix(e.defaultSubnet)
 	gw := hostAddr(t, e.defaultSubnet, 1)
 
-	r := e.sh("d", "ip -o -4 addr show eth0")
+	r := e.sh("dflt", "ip -o -4 addr show eth0")
 	m := regexp.MustCompile(`inet ([0-9.]+)/(\d+) `).FindStringSubmatch(r.Out)
 	if m == nil {
 		t.Fatalf("eth0 of a default container: %s", r)
@@ -852,19 +913,19 @@ func TestNetDefaults(t *testing.T) {
 	if err != nil || !subnet.Contains(ip) || m[2] != "24" || ip.String() == gw {
 		t.Errorf("eth0's address %s/%s is not a host address of the default subnet %s", m[1], m[2], subnet)
 	}
-	ns := e.netSettings("d")
+	ns := e.netSettings("dflt")
 	if b := ns.Networks["bridge"]; b == nil || b.IPAddress != m[1] || b.Gateway != gw || b.IPPrefixLen != 24 {
 		t.Errorf("inspect NetworkSettings.Networks: %+v, want bridge with %s/24 via %s", ns.Networks, m[1], gw)
-	} else if mac := strings.TrimSpace(e.sh("d", "cat /sys/class/net/eth0/address").Out); b.MacAddress != mac {
+	} else if mac := strings.TrimSpace(e.sh("dflt", "cat /sys/class/net/eth0/address").Out); b.MacAddress != mac {
 		t.Errorf("inspect MacAddress %q, eth0 has %q", b.MacAddress, mac)
 	}
-	if r := e.sh("d", "ip route"); !slices.Contains(lines(r.Out), "default via "+gw+" dev eth0 ") && !slices.Contains(lines(r.Out), "default via "+gw+" dev eth0") {
+	if r := e.sh("dflt", "ip route"); !slices.Contains(lines(r.Out), "default via "+gw+" dev eth0 ") && !slices.Contains(lines(r.Out), "default via "+gw+" dev eth0") {
 		t.Errorf("routes of a default container: %s\nwant default via %s", r, gw)
 	}
-	if r := e.sh("d", "cat /sys/class/net/eth0/mtu"); r.Out != "1500\n" {
+	if r := e.sh("dflt", "cat /sys/class/net/eth0/mtu"); r.Out != "1500\n" {
 		t.Errorf("eth0's MTU: %s", r)
 	}
-	if r := e.sh("d", "ip -o link show lo"); !strings.Contains(r.Out, ",UP") {
+	if r := e.sh("dflt", "ip -o link show lo"); !strings.Contains(r.Out, ",UP") {
 		t.Errorf("lo is not up: %s", r)
 	}
 	hostsLine := func(name, ip, hostname string) {
@@ -877,12 +938,51 @@ func TestNetDefaults(t *testing.T) {
 		}
 		t.Errorf("/etc/hosts of %s has no line %q: %s", name, ip+"\t"+hostname, r)
 	}
-	hostsLine("d", m[1], id[:12])
-	if r := e.sh("d", "hostname"); r.Out != id[:12]+"\n" {
+	hostsLine("dflt", m[1], id[:12])
+	if r := e.sh("dflt", "hostname"); r.Out != id[:12]+"\n" {
 		t.Errorf("hostname: %s", r)
 	}
 	e.mustID("run", "-d", "--name", "named", "--hostname", "myhost", "busybox", "sleep", "1000")
 	hostsLine("named", e.netIP("named", "bridge"), "myhost")
+
+	// The gateway stays put while containers come and go: the bridge keeps its MAC address
+	// (a bridge that takes its ports' lowest one changes it as veths come and go, and its
+	// neighbours keep sending to the old one).
+	brName := strings.TrimSpace(e.must("network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge"))
+	brMAC := func() string {
+		b, err := os.ReadFile("/sys/class/net/" + brName + "/address")
+		if err != nil {
+			t.Fatalf("the default bridge %s: %v", brName, err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if r := e.sh("dflt", "ping -c1 -W2 "+gw); r.Code != 0 {
+		t.Errorf("ping of the gateway: %s", r)
+	}
+	// A bridge that follows its ports has the MAC of one of them.
+	ports, _ := filepath.Glob("/sys/class/net/*/master")
+	for _, m := range ports {
+		if target, err := os.Readlink(m); err == nil && filepath.Base(target) == brName {
+			port := filepath.Base(filepath.Dir(m))
+			if b, err := os.ReadFile(filepath.Join(filepath.Dir(m), "address")); err == nil && strings.TrimSpace(string(b)) == brMAC() {
+				t.Errorf("the default bridge %s has the MAC of its port %s (%s): it changes as containers come and go", brName, port, brMAC())
+			}
+		}
+	}
+	mac0 := brMAC()
+	for i := range 6 {
+		name := fmt.Sprintf("churn%d", i)
+		e.mustID("run", "-d", "--name", name, "busybox", "sleep", "1000")
+		e.must("rm", "-f", name)
+		if mac := brMAC(); mac != mac0 {
+			t.Errorf("the default bridge's MAC changed from %s to %s when a container came and went", mac0, mac)
+			mac0 = mac
+		}
+		if r := e.sh("dflt", "ping -c1 -W2 "+gw); r.Code != 0 {
+			t.Errorf("a container lost its gateway after another came and went: %s\nits neighbours: %s", r, e.sh("dflt", "ip neigh").Out)
+			break
+		}
+	}
 
 	// --network none: the loopback only, up.
 	e.mustID("run", "-d", "--name", "none", "--network", "none", "busybox", "sleep", "1000")
