@@ -3,8 +3,8 @@ package engine_test
 import (
 	"fmt"
 	"net"
-	"strconv"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
