@@ -46,10 +46,10 @@ lint:
 	$$($(GO) env GOPATH)/bin/staticcheck ./...
 
 test-unit:
-	$(GO) test -count=1 ./runtime/... ./internal/... ./image/... ./snapshot/... ./registry/... ./container/... ./volume/... ./network/... ./cmd/...
+	$(GO) test -count=1 ./runtime/... ./internal/... ./image/... ./snapshot/... ./registry/... ./container/... ./volume/... ./network/... ./build/... ./cmd/...
 
 test-integration: build bundle minbase
-	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) BERTH_MINBASE=$(CURDIR)/$(MINBASE).gz $(GO) test -count=1 -v -timeout 20m ./container/monitor/ ./container/logfile/ ./test/runtime/ ./test/images/ ./test/engine/
+	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) BERTH_MINBASE=$(CURDIR)/$(MINBASE).gz $(GO) test -count=1 -v -timeout 20m ./container/monitor/ ./container/logfile/ ./test/runtime/ ./test/images/ ./test/engine/ ./test/build/
 
 # dockerd and podman driving berth-runtime (installs docker.io and podman).
 test-engines: build bundle

@@ -93,7 +93,8 @@ func newBerthCommand(o *berthOpts) *cobra.Command {
 		stopCommand(o, "stop", false), stopCommand(o, "restart", true), killCommand(o), pauseCommand(o, false),
 		pauseCommand(o, true), rmCommand(o, "rm"), renameCommand(o), waitCommand(o), psCommand(o, "ps"),
 		logsCommand(o), inspectCommand(o), execCommand(o), attachCommand(o), topCommand(o), statsCommand(o),
-		cpCommand(o), diffCommand(o), commitCommand(o), exportCommand(o), eventsCommand(o))
+		cpCommand(o), diffCommand(o), commitCommand(o), exportCommand(o), eventsCommand(o), buildCommand(o))
+	imageCmd.AddCommand(buildCommand(o))
 	cmd.AddCommand(imageCmd, systemCmd, imagesCommand(o, "images"), rmiCommand(o, "rmi"), tagCommand(o),
 		historyCommand(o), pullCommand(o), pushCommand(o), loginCommand(o), logoutCommand(),
 		importCommand(o), loadCommand(o), saveCommand(o), &cobra.Command{
