@@ -138,8 +138,13 @@ func Open(root string, opts ...Option) (*Store, error) {
 	}
 	// Every berth command opens the store: check the schema read-only first, so that only
 	// the first open of a data root pays for a write transaction (and its fdatasync).
+	//
+	// Only a file with content is opened read-only: bbolt initialises an empty file, which a
+	// read-only descriptor cannot do ("write: bad file descriptor"), and a file another berth
+	// process has just created is empty until that process, holding bbolt's flock, has
+	// written its first pages.
 	ready := false
-	if _, err := os.Stat(s.dbPath); err == nil {
+	if fi, err := os.Stat(s.dbPath); err == nil && fi.Size() > 0 {
 		if err := s.view(func(tx *bolt.Tx) error {
 			for _, b := range [][]byte{bucketRefs, bucketImages, bucketReleased} {
 				if tx.Bucket(b) == nil {
