@@ -35,6 +35,8 @@ import (
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/berth-dev/berth/container/files"
 )
 
 // srcRoot is where COPY reads from.
@@ -52,7 +54,10 @@ type copySpec struct {
 	Chmod     *os.FileMode
 	Add       bool // unpack local archives
 	DestIsDir bool // the destination exists in the image as a directory (after symlinks)
-	Cmd       string
+	// Rootfs, when set, is the rootfs the copy goes to: with Chown, the directories missing
+	// on the way to the destination are written too, with that owner.
+	Rootfs string
+	Cmd    string
 }
 
 type owner struct{ UID, GID int }
@@ -169,12 +174,13 @@ func (r srcRoot) glob(pattern string) ([]string, error) {
 
 // hashingTar writes a tar stream and hashes what the cache key covers.
 type hashingTar struct {
-	tw *tar.Writer
-	h  hash.Hash
+	tw   *tar.Writer
+	h    hash.Hash
+	dirs map[string]bool // directories already written (absolute paths)
 }
 
 func newHashingTar(w io.Writer) *hashingTar {
-	return &hashingTar{tw: tar.NewWriter(w), h: sha256.New()}
+	return &hashingTar{tw: tar.NewWriter(w), h: sha256.New(), dirs: map[string]bool{}}
 }
 
 func (t *hashingTar) header(h *tar.Header) error {
@@ -216,6 +222,30 @@ func writeCopy(root srcRoot, spec *copySpec, w io.Writer) (string, error) {
 		return "", srcErr("when using %s with more than one source file, the destination must be a directory and end with a /", name)
 	}
 	t := newHashingTar(w)
+	if spec.Chown != nil && spec.Rootfs != "" {
+		// Docker creates the missing directories on the way to a --chown destination with
+		// that owner, 0755 (MkdirAllAndChownNew); podman does too. Without this they were
+		// root's. (Without --chown the extractor makes them 0755 root, as docker.)
+		top := dest
+		if !destIsDir {
+			top = path.Dir(dest)
+		}
+		var missing []string
+		for p := top; p != "/"; p = path.Dir(p) {
+			if _, err := files.StatPath(spec.Rootfs, p); err == nil {
+				break
+			}
+			missing = append(missing, p)
+		}
+		for i := len(missing) - 1; i >= 0; i-- {
+			h := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(missing[i], "/") + "/", Mode: 0o755,
+				Uid: spec.Chown.UID, Gid: spec.Chown.GID, ModTime: time.Now(), Format: tar.FormatPAX}
+			if err := t.header(h); err != nil {
+				return "", err
+			}
+			t.dirs[missing[i]] = true
+		}
+	}
 	written := map[string]bool{}
 	for _, m := range all {
 		if m.fi.IsDir() {
@@ -254,9 +284,17 @@ func writeCopy(root srcRoot, spec *copySpec, w io.Writer) (string, error) {
 
 // dir copies the contents of directory m under dest.
 func (t *hashingTar) dir(root srcRoot, spec *copySpec, m match, dest string) error {
-	if dest != "/" && !spec.DestIsDir {
-		// The destination directory itself: created with the source's mode.
-		if err := t.entry(root, spec, m.real, m.fi, dest); err != nil {
+	if dest != "/" && !spec.DestIsDir && !t.dirs[dest] {
+		// The destination directory itself, when missing: docker creates it 0755, owned by
+		// --chown's owner or root (MkdirAllAndChownNew(dest, 0755, identity)), whatever the
+		// source directory's mode and owner or --chmod (they went to it before: a 0700
+		// source, or --chmod=0750, made a 0700/0750 destination; podman agrees with docker).
+		h := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(dest, "/") + "/", Mode: 0o755,
+			ModTime: m.fi.ModTime(), Format: tar.FormatPAX}
+		if spec.Chown != nil {
+			h.Uid, h.Gid = spec.Chown.UID, spec.Chown.GID
+		}
+		if err := t.header(h); err != nil {
 			return err
 		}
 	}

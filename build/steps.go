@@ -181,6 +181,7 @@ func (b *builder) copyFrom(ctx context.Context, st *stageState, root srcRoot, sd
 		if s, err := files.StatPath(rootfs, dest+"/."); err == nil && s.Mode.IsDir() {
 			spec.DestIsDir = true
 		}
+		spec.Rootfs = rootfs
 		pr, pw := io.Pipe()
 		go func() {
 			_, err := writeCopy(root, spec, pw)

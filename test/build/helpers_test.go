@@ -26,6 +26,7 @@ import (
 
 var (
 	berthBin, runtimeBin, baseDir, busyboxTar string
+	minbaseGz                                 string // the Debian minbase tarball ("" skips the Debian cases)
 )
 
 func TestMain(m *testing.M) {
@@ -38,6 +39,11 @@ func TestMain(m *testing.M) {
 	}
 	berthBin, runtimeBin = os.Getenv("BERTH_BIN"), os.Getenv("BERTH_RUNTIME")
 	bundle := os.Getenv("BERTH_BUNDLE")
+	if minbaseGz = os.Getenv("BERTH_MINBASE"); minbaseGz != "" {
+		if abs, err := filepath.Abs(minbaseGz); err == nil {
+			minbaseGz = abs
+		}
+	}
 	if berthBin == "" || bundle == "" {
 		skip("set BERTH_BIN and BERTH_BUNDLE (make does)")
 	}

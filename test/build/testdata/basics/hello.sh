@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hello as $(id -un) in $(pwd)"
