@@ -455,7 +455,7 @@ func applyLayer(t *testing.T, tree map[string]treeEntry, r io.Reader) {
 			removeUnder(name, false)
 		}
 		e := treeEntry{Type: h.Typeflag, Mode: h.Mode & 0o7777, UID: h.Uid, GID: h.Gid, Link: h.Linkname}
-		if e.Type == tar.TypeRegA {
+		if e.Type == '\x00' { // the old regular-file flag (tar.TypeRegA) some writers still use
 			e.Type = tar.TypeReg
 		}
 		if e.Type == tar.TypeReg {
