@@ -34,7 +34,7 @@ func imagesCommand(o *berthOpts, use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows, err := e.ListImages()
+			rows, err := e.ListImages(all)
 			if err != nil {
 				return err
 			}
@@ -96,7 +96,7 @@ func imagesCommand(o *berthOpts, use string) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
-	f.BoolVarP(&all, "all", "a", false, "show all images (berth keeps no intermediate images yet)")
+	f.BoolVarP(&all, "all", "a", false, "show all images (default hides intermediate images)")
 	f.BoolVar(&digests, "digests", false, "show digests")
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.StringVar(&formatStr, "format", "", "format output with a Go template, 'table ...' or 'json'")

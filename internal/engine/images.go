@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sort"
@@ -26,15 +27,24 @@ type ImageRow struct {
 }
 
 // ListImages returns a row per reference (one <none> row for an untagged image), newest first.
-func (e *Engine) ListImages() ([]ImageRow, error) {
+// Untagged images another image was built on (a build's intermediate steps) are left out
+// unless all is set, as `docker images` does.
+func (e *Engine) ListImages(all bool) ([]ImageRow, error) {
 	sums, err := e.Images.List()
 	if err != nil {
 		return nil, err
+	}
+	var parents map[string]bool
+	if !all {
+		parents = e.parents(sums)
 	}
 	var rows []ImageRow
 	for _, s := range sums {
 		size := e.UnpackedSize(&s.Image)
 		if len(s.References) == 0 {
+			if parents[s.Image.ID()] {
+				continue
+			}
 			rows = append(rows, ImageRow{Image: s.Image, Size: size, Created: s.Image.Created})
 			continue
 		}
@@ -44,6 +54,45 @@ func (e *Engine) ListImages() ([]ImageRow, error) {
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
 	return rows, nil
+}
+
+// parents returns the IDs of the images another image was built on (docker's intermediate
+// images): those whose history and layers are those of another image minus its last step.
+// Such an image is not dangling: it is a build's cache.
+func (e *Engine) parents(sums []image.ImageSummary) map[string]bool {
+	sig := func(h []v1.History, layers []image.Layer) string {
+		d := sha256.New()
+		for _, x := range h {
+			fmt.Fprintf(d, "%s\x00%s\x00%v\x00%s\n", x.Created.UTC().Format(time.RFC3339Nano), x.CreatedBy, x.EmptyLayer, x.Comment)
+		}
+		for _, l := range layers {
+			fmt.Fprintf(d, "%s\n", l.ChainID)
+		}
+		return string(d.Sum(nil))
+	}
+	own := map[string]string{}
+	var children []string
+	for i := range sums {
+		img := &sums[i].Image
+		cfg, err := e.Images.Config(img)
+		if err != nil || len(cfg.History) == 0 {
+			continue
+		}
+		own[sig(cfg.History, img.Layers)] = img.ID()
+		last := len(cfg.History) - 1
+		layers := img.Layers
+		if !cfg.History[last].EmptyLayer && len(layers) > 0 {
+			layers = layers[:len(layers)-1]
+		}
+		children = append(children, sig(cfg.History[:last], layers))
+	}
+	out := map[string]bool{}
+	for _, c := range children {
+		if id, ok := own[c]; ok {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // UnpackedSize is the sum of the image's layers as unpacked in the snapshotter.
@@ -143,19 +192,29 @@ func (e *Engine) references(img *image.Image) ([]image.Reference, error) {
 // PruneImages removes dangling images (all unused ones with all=true) that no container
 // uses, and returns the removed IDs and the bytes freed.
 func (e *Engine) PruneImages(ctx context.Context, all bool) ([]string, int64, error) {
-	sums, err := e.Images.List()
-	if err != nil {
-		return nil, 0, err
-	}
 	var removed []string
-	for _, s := range sums {
-		if len(s.References) > 0 && !all || len(e.containersUsing(s.Image.ID())) > 0 {
-			continue
-		}
-		if err := e.Images.Remove(ctx, s.Image.ID()); err != nil && !errors.Is(err, image.ErrNotFound) {
+	// Passes until nothing more goes: removing an orphaned build step makes its own parent
+	// an orphan (docker's rmi removes such untagged parents at once).
+	for progress := true; progress; {
+		progress = false
+		sums, err := e.Images.List()
+		if err != nil {
 			return removed, 0, err
 		}
-		removed = append(removed, s.Image.ID())
+		var parents map[string]bool
+		if !all {
+			parents = e.parents(sums) // a build's cache, not dangling (docker keeps it too)
+		}
+		for _, s := range sums {
+			if len(s.References) > 0 && !all || parents[s.Image.ID()] || len(e.containersUsing(s.Image.ID())) > 0 {
+				continue
+			}
+			if err := e.Images.Remove(ctx, s.Image.ID()); err != nil && !errors.Is(err, image.ErrNotFound) {
+				return removed, 0, err
+			}
+			removed = append(removed, s.Image.ID())
+			progress = true
+		}
 	}
 	committedBefore, _, _ := e.Snapshots.Usage()
 	freed, _, err := e.Images.GC(ctx)
