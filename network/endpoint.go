@@ -200,7 +200,8 @@ func (s *Store) Detach(ctx context.Context, cid string, n *Network) error {
 func (s *Store) detach(n *Network, cid string, unplug bool) error {
 	ep, _ := readEndpoint(s.endpointPath(n.ID, cid))
 	if unplug {
-		if err := unplugVeth(vethName(cid, n.ID)); err != nil {
+		// Deleting the host side deletes the container's side too.
+		if err := deleteLink(vethName(cid, n.ID)); err != nil {
 			return err
 		}
 	}

@@ -255,10 +255,6 @@ func plugVeth(nsPath string, br netlink.Link, n *Network, ep *Endpoint, noGatewa
 	return nil
 }
 
-// unplugVeth removes a container's interface from inside its namespace (disconnect of a
-// running container); deleting one side of a veth deletes both.
-func unplugVeth(hostVeth string) error { return deleteLink(hostVeth) }
-
 // routeOverlap names a host route that overlaps p (ignoring routes through the network's own
 // bridge), or "".
 func routeOverlap(p netip.Prefix, ownBridge string) string {

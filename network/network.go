@@ -445,24 +445,6 @@ func (s *Store) teardownNetwork(n *Network) error {
 	return os.RemoveAll(s.netDir(n.ID))
 }
 
-// Prune removes the user-defined networks no container uses.
-func (s *Store) Prune(ctx context.Context) ([]string, error) {
-	all, err := s.list()
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	for _, n := range all {
-		if n.Default() {
-			continue
-		}
-		if err := s.Remove(ctx, n); err == nil {
-			removed = append(removed, n.Name)
-		}
-	}
-	return removed, nil
-}
-
 // Reset removes every network of the data root (including the default bridge) and the
 // firewall table: `system reset` and tests. Containers must be gone.
 func (s *Store) Reset(ctx context.Context) error {

@@ -87,7 +87,6 @@ func reserve(proto string, hip netip.Addr, hostPort string) (*os.File, uint16, e
 	if proto == "udp" {
 		typ = unix.SOCK_DGRAM
 	}
-	var last error
 	for port := lo; port <= hi; port++ {
 		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -95,7 +94,6 @@ func reserve(proto string, hip netip.Addr, hostPort string) (*os.File, uint16, e
 		}
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: hip.As4()}); err != nil {
 			unix.Close(fd)
-			last = err
 			if errors.Is(err, unix.EADDRINUSE) {
 				continue
 			}
@@ -115,6 +113,5 @@ func reserve(proto string, hip netip.Addr, hostPort string) (*os.File, uint16, e
 	if lo != hi {
 		what = "any port of " + hostPort
 	}
-	_ = last
 	return nil, 0, fmt.Errorf("bind for %s:%s failed: %w: stop the program using it or publish another port", hip, what, ErrPortInUse)
 }

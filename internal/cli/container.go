@@ -400,11 +400,7 @@ func psFilter(m *container.Manager, filters []string) (func(*container.Record, c
 				return strings.Contains(r.Name, strings.TrimPrefix(v, "/"))
 			}
 		case "label":
-			lk, lv, hasV := strings.Cut(v, "=")
-			c = func(r *container.Record, _ container.Status) bool {
-				got, ok := r.Config.Labels[lk]
-				return ok && (!hasV || got == lv)
-			}
+			c = func(r *container.Record, _ container.Status) bool { return labelMatch(r.Config.Labels, v) }
 		case "status":
 			switch v {
 			case "created", "restarting", "running", "removing", "paused", "exited", "dead":

@@ -134,9 +134,7 @@ func networkCommand(o *berthOpts) *cobra.Command {
 					case "driver":
 						keep = keep && d.Driver == v
 					case "label":
-						lk, lv, hasV := strings.Cut(v, "=")
-						got, ok := d.Labels[lk]
-						keep = keep && ok && (!hasV || got == lv)
+						keep = keep && labelMatch(d.Labels, v)
 					case "type":
 						custom := d.Name != "bridge" && d.Name != "host" && d.Name != "none"
 						keep = keep && ((v == "custom") == custom)

@@ -78,9 +78,7 @@ func volumeCommand(o *berthOpts) *cobra.Command {
 					case "name":
 						keep = keep && strings.Contains(v.Name, val)
 					case "label":
-						lk, lv, hasV := strings.Cut(val, "=")
-						got, ok := v.Labels[lk]
-						keep = keep && ok && (!hasV || got == lv)
+						keep = keep && labelMatch(v.Labels, val)
 					case "dangling":
 						users, _ := e.Volumes.Users(v.Name)
 						keep = keep && (len(users) == 0) == (val == "true" || val == "1")
@@ -320,4 +318,11 @@ func restoreCommand(o *berthOpts) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// labelMatch is docker's label filter: "KEY" (present) or "KEY=VALUE".
+func labelMatch(labels map[string]string, filter string) bool {
+	k, v, hasV := strings.Cut(filter, "=")
+	got, ok := labels[k]
+	return ok && (!hasV || got == v)
 }

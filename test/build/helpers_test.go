@@ -5,13 +5,10 @@
 package build_test
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +67,7 @@ func TestMain(m *testing.M) {
 	}
 	berthBin, runtimeBin = filepath.Join(bin, "berth"), filepath.Join(bin, "berth-runtime")
 	busyboxTar = filepath.Join(baseDir, "busybox.tar")
-	if err := writeRootfsTar(busyboxTar, filepath.Join(bundle, "rootfs"), map[string]string{
+	if err := testutil.WriteRootfsTar(busyboxTar, filepath.Join(bundle, "rootfs"), map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1001:app:/home/app:/bin/sh\n",
 		"etc/group":  "root:x:0:\nnogroup:x:65534:\nappgrp:x:1001:\n",
 	}); err != nil {
@@ -85,62 +82,6 @@ func TestMain(m *testing.M) {
 	}
 	os.RemoveAll(baseDir)
 	os.Exit(code)
-}
-
-// writeRootfsTar packs dir into a tar, with override's files replacing dir's.
-func writeRootfsTar(out, dir string, override map[string]string) error {
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if _, ok := override[rel]; rel == "." || ok {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			link, _ = os.Readlink(p)
-		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		h.Name, h.Uname, h.Gname = rel, "", ""
-		if fi.IsDir() {
-			h.Name += "/"
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			s, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			_, err = io.Copy(tw, s)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for n, body := range override {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(body))})
-		io.WriteString(tw, body)
-	}
-	return tw.Close()
 }
 
 type env struct {

@@ -13,7 +13,6 @@
 package engine_test
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -128,7 +127,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	busyboxTar = filepath.Join(baseDir, "busybox.tar")
-	if err := writeRootfsTar(busyboxTar, bundleRootfs, map[string]string{
+	if err := testutil.WriteRootfsTar(busyboxTar, bundleRootfs, map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1001:app:/home/app:/bin/sh\n",
 		"etc/group":  "root:x:0:\nnogroup:x:65534:\nappgrp:x:1001:\n",
 	}); err != nil {
@@ -209,86 +208,6 @@ func finalLeaks() []string {
 		leaks = append(leaks, err.Error())
 	}
 	return leaks
-}
-
-// writeRootfsTar packs dir into a tar at out, with the files in override replacing (or
-// adding to) what dir holds; an override ending in "/" makes a directory.
-func writeRootfsTar(out, dir string, override map[string]string) error {
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	mtime := time.Unix(1700000000, 0)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if rel == "." {
-			return nil
-		}
-		if _, ok := override[rel]; ok {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		h.Name, h.Uname, h.Gname, h.ModTime = rel, "", "", mtime
-		if fi.IsDir() {
-			h.Name += "/"
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			src, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer src.Close()
-			if _, err := io.Copy(tw, src); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	names := make([]string, 0, len(override))
-	for n := range override {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		body := override[n]
-		if strings.HasSuffix(n, "/") {
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: 0o755, ModTime: mtime}); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(body)), ModTime: mtime}); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(tw, body); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
 }
 
 // runtimeRootOf is where the engine keeps the runtime state of a data root

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func TestImageEntrypointCmd(t *testing.T) {
@@ -98,7 +100,7 @@ func TestImageVolumeCopyUp(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
 	tarball := filepath.Join(e.dir, "vol.tar")
-	if err := writeRootfsTar(tarball, bundleRootfs, map[string]string{"data/": "", "data/seed": "seeded\n"}); err != nil {
+	if err := testutil.WriteRootfsTar(tarball, bundleRootfs, map[string]string{"data/": "", "data/seed": "seeded\n"}); err != nil {
 		t.Fatal(err)
 	}
 	e.importImage(tarball, "volimg:1", "VOLUME /data", `CMD ["sleep", "1000"]`)

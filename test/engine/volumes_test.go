@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func TestVolumeCommands(t *testing.T) {
@@ -105,7 +107,7 @@ func TestNamedVolumeCopyUp(t *testing.T) {
 	t.Parallel()
 	e := newBusyboxEnv(t)
 	tarball := filepath.Join(e.dir, "seed.tar")
-	if err := writeRootfsTar(tarball, bundleRootfs, map[string]string{"data/": "", "data/seed": "seeded\n", "data/sub/": "", "data/sub/x": "x\n"}); err != nil {
+	if err := testutil.WriteRootfsTar(tarball, bundleRootfs, map[string]string{"data/": "", "data/seed": "seeded\n", "data/sub/": "", "data/sub/x": "x\n"}); err != nil {
 		t.Fatal(err)
 	}
 	e.importImage(tarball, "seed:1", `CMD ["sh"]`)
