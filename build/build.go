@@ -430,6 +430,19 @@ func (b *builder) dispatch(ctx context.Context, i int, st *stageState, c instruc
 			}
 		}
 	}
+	if e, ok := c.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// Heredoc contents written <<EOF (not <<"EOF") are expanded with the stage's
+		// variables, quotes left alone (BuildKit's rule).
+		lex := shell.NewLex('\\')
+		lex.SkipProcessQuotes = true
+		err := e.ExpandRaw(func(word string) (string, error) {
+			v, _, err := lex.ProcessWord(word, env)
+			return v, err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", strings.ToUpper(c.Name()), err)
+		}
+	}
 	cfg := &st.config
 	switch c := c.(type) {
 	case *instructions.EnvCommand:

@@ -58,7 +58,12 @@ type copySpec struct {
 	// on the way to the destination are written too, with that owner.
 	Rootfs string
 	Cmd    string
+	// Inline are heredoc sources (COPY <<EOF /dest): files of mode 0644 (or --chmod),
+	// owned by root (or --chown), named by the heredoc's word.
+	Inline []inlineFile
 }
+
+type inlineFile struct{ Name, Data string }
 
 type owner struct{ UID, GID int }
 
@@ -210,14 +215,14 @@ func writeCopy(root srcRoot, spec *copySpec, w io.Writer) (string, error) {
 		}
 		all = append(all, ms...)
 	}
-	if len(all) == 0 {
+	if len(all) == 0 && len(spec.Inline) == 0 {
 		return "", srcErr("no source files were specified")
 	}
 	name := "COPY"
 	if spec.Add {
 		name = "ADD"
 	}
-	multi := len(all) > 1 || (len(spec.Sources) == 1 && hasWildcard(spec.Sources[0]) && len(all) > 1)
+	multi := len(all)+len(spec.Inline) > 1
 	if multi && !dirSyntax {
 		return "", srcErr("when using %s with more than one source file, the destination must be a directory and end with a /", name)
 	}
@@ -273,6 +278,30 @@ func writeCopy(root srcRoot, spec *copySpec, w io.Writer) (string, error) {
 		}
 		written[target] = true
 		if err := t.entry(root, spec, m.real, m.fi, target); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range spec.Inline {
+		target := dest
+		if destIsDir {
+			target = path.Join(dest, path.Base("/"+f.Name))
+		}
+		if written[target] {
+			continue
+		}
+		written[target] = true
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(target, "/"), Mode: 0o644,
+			Size: int64(len(f.Data)), ModTime: time.Now(), Format: tar.FormatPAX}
+		if spec.Chown != nil {
+			h.Uid, h.Gid = spec.Chown.UID, spec.Chown.GID
+		}
+		if spec.Chmod != nil {
+			h.Mode = int64(*spec.Chmod)
+		}
+		if err := t.header(h); err != nil {
+			return "", err
+		}
+		if err := t.body(strings.NewReader(f.Data)); err != nil {
 			return "", err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,7 +15,9 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/sys/user"
 
 	"github.com/berth-dev/berth/container"
@@ -118,8 +121,8 @@ func (b *builder) copy(ctx context.Context, i int, st *stageState, sd instructio
 	if add {
 		name = "ADD"
 	}
-	if len(sd.SourceContents) > 0 {
-		return fmt.Errorf("%w: %s from a heredoc", ErrUnsupported, name)
+	if len(sd.SourceContents) > 0 && from != "" {
+		return fmt.Errorf("%s --from=%s: a heredoc source cannot be combined with --from", name, from)
 	}
 	mode, err := parseChmod(chmod)
 	if err != nil {
@@ -153,6 +156,11 @@ func (b *builder) copy(ctx context.Context, i int, st *stageState, sd instructio
 
 func (b *builder) copyFrom(ctx context.Context, st *stageState, root srcRoot, sd instructions.SourcesAndDest, chown string, mode *os.FileMode, add bool, name, from, fromID string) error {
 	spec := &copySpec{Sources: sd.SourcePaths, Dest: sd.DestPath, Workdir: st.config.WorkingDir, Chmod: mode, Add: add}
+	var inline []string
+	for _, c := range sd.SourceContents {
+		spec.Inline = append(spec.Inline, inlineFile{Name: c.Path, Data: c.Data})
+		inline = append(inline, c.Path, c.Data)
+	}
 	if chown != "" {
 		if o, ok := numericOwner(chown); ok {
 			spec.Chown = o
@@ -166,7 +174,7 @@ func (b *builder) copyFrom(ctx context.Context, st *stageState, root srcRoot, sd
 	}
 	dest, _ := spec.destPath()
 	createdBy := fmt.Sprintf("/bin/sh -c #(nop) %s %s:%s in %s ", name, map[bool]string{true: "dir", false: "file"}[len(sd.SourcePaths) > 1 || strings.HasSuffix(sd.DestPath, "/")], hash, dest)
-	key := cacheKey(parentID(st), "copy", name, strings.Join(sd.SourcePaths, "\x00"), sd.DestPath, st.config.WorkingDir, chown, fmt.Sprint(mode), from, fromID, hash)
+	key := cacheKey(parentID(st), "copy", name, strings.Join(sd.SourcePaths, "\x00"), strings.Join(inline, "\x00"), sd.DestPath, st.config.WorkingDir, chown, fmt.Sprint(mode), from, fromID, hash)
 	if img := b.fromCache(key); img != nil {
 		return b.advance(st, img, true)
 	}
@@ -257,16 +265,16 @@ func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCo
 	if len(c.FlagsUsed) > 0 {
 		return fmt.Errorf("%w: RUN --%s", ErrUnsupported, strings.Join(c.FlagsUsed, ", --"))
 	}
-	if len(c.Files) > 0 {
-		return fmt.Errorf("%w: RUN with a heredoc", ErrUnsupported)
+	argv, script, err := b.runArgv(st, c)
+	if err != nil {
+		return err
 	}
-	argv := b.shellWords(st, c.ShellDependantCmdLine)
 	args := st.runArgs(b.o.BuildArgs)
 	createdBy := strings.Join(argv, " ")
 	if len(args) > 0 {
 		createdBy = "|" + strconv.Itoa(len(args)) + " " + strings.Join(args, " ") + " " + createdBy
 	}
-	key := cacheKey(parentID(st), "run", createdBy, fmt.Sprintf("%q", argv), st.author)
+	key := cacheKey(parentID(st), "run", createdBy, fmt.Sprintf("%q", argv), st.author, script.name, script.data)
 	if img := b.fromCache(key); img != nil {
 		return b.advance(st, img, true)
 	}
@@ -291,6 +299,24 @@ func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCo
 		AttachStdout: true, AttachStderr: true,
 	}
 	hc := &containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(b.o.Network)}
+	if script.name != "" {
+		// A heredoc with a shebang runs as a file, as BuildKit does: written to a scratch
+		// directory mounted read-only at /dev/pipes (under the container's /dev tmpfs, so it
+		// never lands in the step's layer).
+		tmp := filepath.Join(b.d.Root, "build", "tmp")
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
+			return fmt.Errorf("RUN: %w", err)
+		}
+		dir, err := os.MkdirTemp(tmp, "heredoc-")
+		if err != nil {
+			return fmt.Errorf("RUN: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		if err := os.WriteFile(filepath.Join(dir, script.name), []byte(script.data), 0o755); err != nil {
+			return fmt.Errorf("RUN: %w", err)
+		}
+		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: heredocDir, ReadOnly: true}}
+	}
 	m := b.d.Containers
 	rec, err := m.Create(ctx, container.CreateOptions{Config: cfg, HostConfig: hc, Image: st.img, ImageCfg: icfg})
 	if err != nil {
@@ -319,6 +345,45 @@ func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCo
 		return err
 	}
 	return b.advance(st, img, false)
+}
+
+// heredocDir is where a RUN heredoc with a shebang is mounted (BuildKit's place for it).
+const heredocDir = "/dev/pipes"
+
+// heredocScript is a RUN heredoc executed as a file; name is empty for other RUNs.
+type heredocScript struct{ name, data string }
+
+// runArgv is the command line of a RUN, heredocs applied with BuildKit's rules: a lone
+// heredoc (RUN <<EOF) runs its text with the shell, or as a file when it starts with "#!";
+// heredocs inside a longer command (RUN cat <<A > f) are handed to the shell whole.
+func (b *builder) runArgv(st *stageState, c *instructions.RunCommand) ([]string, heredocScript, error) {
+	if len(c.Files) == 0 {
+		return b.shellWords(st, c.ShellDependantCmdLine), heredocScript{}, nil
+	}
+	if len(c.CmdLine) != 1 || !c.PrependShell {
+		return nil, heredocScript{}, fmt.Errorf("RUN: parsing produced an invalid heredoc command: %q", c.CmdLine)
+	}
+	line := c.ShellDependantCmdLine
+	line.Files = nil
+	if h := parser.MustParseHeredoc(c.CmdLine[0]); h != nil {
+		data := c.Files[0].Data
+		if c.Files[0].Chomp {
+			data = parser.ChompHeredocContent(data)
+		}
+		if strings.HasPrefix(data, "#!") {
+			name := path.Base("/" + c.Files[0].Name)
+			return []string{path.Join(heredocDir, name)}, heredocScript{name: name, data: data}, nil
+		}
+		line.CmdLine = []string{data}
+		return b.shellWords(st, line), heredocScript{}, nil
+	}
+	var sb strings.Builder
+	sb.WriteString(c.CmdLine[0])
+	for _, f := range c.Files {
+		sb.WriteString("\n" + f.Data + f.Name)
+	}
+	line.CmdLine = []string{sb.String()}
+	return b.shellWords(st, line), heredocScript{}, nil
 }
 
 // runAttached starts the container with its output streamed to the build output and returns

@@ -40,6 +40,8 @@ type corpusCase struct {
 	// added: history entries the Dockerfile adds to the base image's.
 	added       int
 	fromScratch bool // the final stage starts from scratch: no base history
+	// noPeer says why podman cannot build the case (it is then left out of the cross-check).
+	noPeer string
 }
 
 const parentTag = "onbuild-parent"
@@ -251,6 +253,14 @@ add-owned/sub/y.txt 1234:5678 644
 owned-dir 1000:1001 755
 owned-dir/sub/y.txt 1000:1001 644
 `,
+		},
+	},
+	{
+		name: "heredoc", debian: true, added: 9,
+		noPeer: "Debian's podman 4.3 (buildah 1.28) has no heredoc support: it reads each heredoc line as an instruction",
+		runs: map[string]string{
+			"cd /hd && for f in run-simple run-chomp run-shebang multi-a multi-b copy-expanded copy-literal dir/one dir/two; do cat $f; done; stat -c '%a %n' copy-literal dir/one; test -e /dev/pipes && echo leaked || echo clean":
+				"hello world\ntabs-stripped\nscript /dev/pipes/EOT\nfirst\nsecond\nhello from world\n$GREETING stays\n1\n2\n644 copy-literal\n755 dir/one\nclean\n",
 		},
 	},
 	{
@@ -473,9 +483,10 @@ func applyLayer(t *testing.T, tree map[string]treeEntry, r io.Reader) {
 // empty_layer while RUN/COPY/ADD are not.
 func checkHistory(t *testing.T, e *env, tag string, s savedImage, baseLen, added int) {
 	t.Helper()
-	rows := strings.Split(strings.TrimSpace(e.must("history", "--no-trunc", tag)), "\n")
-	if len(rows)-1 != len(s.cfg.History) {
-		t.Errorf("berth history shows %d rows, the config has %d entries", len(rows)-1, len(s.cfg.History))
+	// One row per entry (--format, as a heredoc's CREATED BY has newlines in it).
+	rows := strings.Split(strings.TrimSpace(e.must("history", "--format", "{{.ID}}", tag)), "\n")
+	if len(rows) != len(s.cfg.History) {
+		t.Errorf("berth history shows %d rows, the config has %d entries", len(rows), len(s.cfg.History))
 	}
 	if len(s.cfg.History) != baseLen+added {
 		t.Errorf("history has %d entries, want %d (base) + %d", len(s.cfg.History), baseLen, added)
