@@ -557,15 +557,17 @@ func (b *builder) dispatch(ctx context.Context, i int, st *stageState, c instruc
 	case *instructions.RunCommand:
 		return b.run(ctx, st, c)
 	case *instructions.CopyCommand:
-		if c.Parents || len(c.ExcludePatterns) > 0 || c.Link {
-			return fmt.Errorf("%w: COPY --parents, --exclude and --link", ErrUnsupported)
+		if c.Parents || len(c.ExcludePatterns) > 0 {
+			return fmt.Errorf("%w: COPY --parents and --exclude", ErrUnsupported)
 		}
-		return b.copy(ctx, i, st, c.SourcesAndDest, c.From, c.Chown, c.Chmod, false)
+		// --link only lets BuildKit rebase the layer without the layers below; the files
+		// it produces are the same, so it is accepted and copied as usual.
+		return b.copy(ctx, i, st, c.SourcesAndDest, c.From, c.Chown, c.Chmod, false, "")
 	case *instructions.AddCommand:
-		if c.Checksum != "" || len(c.ExcludePatterns) > 0 || c.Link {
-			return fmt.Errorf("%w: ADD --checksum, --exclude and --link", ErrUnsupported)
+		if len(c.ExcludePatterns) > 0 || c.KeepGitDir != nil || (c.Unpack != nil && !*c.Unpack) {
+			return fmt.Errorf("%w: ADD --exclude, --keep-git-dir and --unpack=false", ErrUnsupported)
 		}
-		return b.copy(ctx, i, st, c.SourcesAndDest, "", c.Chown, c.Chmod, true)
+		return b.copy(ctx, i, st, c.SourcesAndDest, "", c.Chown, c.Chmod, true, c.Checksum)
 	}
 	return fmt.Errorf("%w: instruction %s", ErrUnsupported, strings.ToUpper(c.Name()))
 }

@@ -61,6 +61,8 @@ type copySpec struct {
 	// Inline are heredoc sources (COPY <<EOF /dest): files of mode 0644 (or --chmod),
 	// owned by root (or --chown), named by the heredoc's word.
 	Inline []inlineFile
+	// Remote are ADD's downloaded URLs.
+	Remote []remoteFile
 }
 
 type inlineFile struct{ Name, Data string }
@@ -206,8 +208,8 @@ func writeCopy(root srcRoot, spec *copySpec, w io.Writer) (string, error) {
 	destIsDir := dirSyntax || spec.DestIsDir
 	var all []match
 	for _, s := range spec.Sources {
-		if spec.Add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")) {
-			return "", fmt.Errorf("%w: ADD from a URL (%s): berth's builder reads local files only", ErrUnsupported, s)
+		if spec.Add && isURL(s) {
+			continue // downloaded by the caller into spec.Remote
 		}
 		ms, err := root.resolve(s)
 		if err != nil {
@@ -215,14 +217,14 @@ func writeCopy(root srcRoot, spec *copySpec, w io.Writer) (string, error) {
 		}
 		all = append(all, ms...)
 	}
-	if len(all) == 0 && len(spec.Inline) == 0 {
+	if len(all)+len(spec.Inline)+len(spec.Remote) == 0 {
 		return "", srcErr("no source files were specified")
 	}
 	name := "COPY"
 	if spec.Add {
 		name = "ADD"
 	}
-	multi := len(all)+len(spec.Inline) > 1
+	multi := len(all)+len(spec.Inline)+len(spec.Remote) > 1
 	if multi && !dirSyntax {
 		return "", srcErr("when using %s with more than one source file, the destination must be a directory and end with a /", name)
 	}
@@ -302,6 +304,15 @@ func writeCopy(root srcRoot, spec *copySpec, w io.Writer) (string, error) {
 			return "", err
 		}
 		if err := t.body(strings.NewReader(f.Data)); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range spec.Remote {
+		target := dest
+		if destIsDir {
+			target = path.Join(dest, f.Name)
+		}
+		if err := t.remote(spec, f, target); err != nil {
 			return "", err
 		}
 	}
@@ -409,6 +420,32 @@ func (t *hashingTar) entry(root srcRoot, spec *copySpec, real string, fi fs.File
 		return t.body(io.LimitReader(f, h.Size))
 	}
 	return nil
+}
+
+// remote writes a downloaded ADD source: 0600 (or --chmod), root's (or --chown's), with the
+// server's Last-Modified time.
+func (t *hashingTar) remote(spec *copySpec, f remoteFile, target string) error {
+	r, err := os.Open(f.File)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	fi, err := r.Stat()
+	if err != nil {
+		return err
+	}
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(target, "/"), Mode: 0o600,
+		Size: fi.Size(), ModTime: f.ModTime, Format: tar.FormatPAX}
+	if spec.Chown != nil {
+		h.Uid, h.Gid = spec.Chown.UID, spec.Chown.GID
+	}
+	if spec.Chmod != nil {
+		h.Mode = int64(*spec.Chmod)
+	}
+	if err := t.header(h); err != nil {
+		return err
+	}
+	return t.body(io.LimitReader(r, h.Size))
 }
 
 // unpack re-writes the entries of a local archive (ADD) under dest.

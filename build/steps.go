@@ -116,7 +116,7 @@ func (b *builder) workdir(ctx context.Context, st *stageState, p string) error {
 }
 
 // copy runs COPY or ADD.
-func (b *builder) copy(ctx context.Context, i int, st *stageState, sd instructions.SourcesAndDest, from, chown, chmod string, add bool) error {
+func (b *builder) copy(ctx context.Context, i int, st *stageState, sd instructions.SourcesAndDest, from, chown, chmod string, add bool, checksum string) error {
 	name := "COPY"
 	if add {
 		name = "ADD"
@@ -127,6 +127,30 @@ func (b *builder) copy(ctx context.Context, i int, st *stageState, sd instructio
 	mode, err := parseChmod(chmod)
 	if err != nil {
 		return err
+	}
+	var remote []remoteFile
+	if add {
+		var local []string
+		for _, src := range sd.SourcePaths {
+			if !isURL(src) {
+				local = append(local, src)
+				continue
+			}
+			tmp, err := b.tmpDir("url-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			f, err := fetch(ctx, src, tmp, checksum)
+			if err != nil {
+				return fmt.Errorf("%s failed: %w", name, err)
+			}
+			remote = append(remote, f)
+		}
+		if checksum != "" && (len(remote) == 0 || len(local) > 0) {
+			return fmt.Errorf("ADD --checksum=%s: a checksum can only be given for HTTP(S) sources", checksum)
+		}
+		sd.SourcePaths = local
 	}
 	root := srcRoot{dir: b.ctx.Dir, ctx: b.ctx}
 	fromID := ""
@@ -144,18 +168,18 @@ func (b *builder) copy(ctx context.Context, i int, st *stageState, sd instructio
 		}
 		view, err := b.withRootfs(ctx, fromImg, func(rootfs string) error {
 			root = srcRoot{dir: rootfs}
-			return b.copyFrom(ctx, st, root, sd, chown, mode, add, name, from, fromID)
+			return b.copyFrom(ctx, st, root, sd, nil, chown, mode, add, name, from, fromID)
 		})
 		if view != "" {
 			b.d.Snapshots.RemoveActive(context.Background(), view)
 		}
 		return err
 	}
-	return b.copyFrom(ctx, st, root, sd, chown, mode, add, name, from, fromID)
+	return b.copyFrom(ctx, st, root, sd, remote, chown, mode, add, name, from, fromID)
 }
 
-func (b *builder) copyFrom(ctx context.Context, st *stageState, root srcRoot, sd instructions.SourcesAndDest, chown string, mode *os.FileMode, add bool, name, from, fromID string) error {
-	spec := &copySpec{Sources: sd.SourcePaths, Dest: sd.DestPath, Workdir: st.config.WorkingDir, Chmod: mode, Add: add}
+func (b *builder) copyFrom(ctx context.Context, st *stageState, root srcRoot, sd instructions.SourcesAndDest, remote []remoteFile, chown string, mode *os.FileMode, add bool, name, from, fromID string) error {
+	spec := &copySpec{Sources: sd.SourcePaths, Dest: sd.DestPath, Workdir: st.config.WorkingDir, Chmod: mode, Add: add, Remote: remote}
 	var inline []string
 	for _, c := range sd.SourceContents {
 		spec.Inline = append(spec.Inline, inlineFile{Name: c.Path, Data: c.Data})
@@ -303,11 +327,7 @@ func (b *builder) run(ctx context.Context, st *stageState, c *instructions.RunCo
 		// A heredoc with a shebang runs as a file, as BuildKit does: written to a scratch
 		// directory mounted read-only at /dev/pipes (under the container's /dev tmpfs, so it
 		// never lands in the step's layer).
-		tmp := filepath.Join(b.d.Root, "build", "tmp")
-		if err := os.MkdirAll(tmp, 0o700); err != nil {
-			return fmt.Errorf("RUN: %w", err)
-		}
-		dir, err := os.MkdirTemp(tmp, "heredoc-")
+		dir, err := b.tmpDir("heredoc-")
 		if err != nil {
 			return fmt.Errorf("RUN: %w", err)
 		}
@@ -433,4 +453,13 @@ func dropEnv(env []string, k string) []string {
 		}
 	}
 	return out
+}
+
+// tmpDir makes a scratch directory under <root>/build/tmp; the caller removes it.
+func (b *builder) tmpDir(prefix string) (string, error) {
+	tmp := filepath.Join(b.d.Root, "build", "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(tmp, prefix)
 }

@@ -113,7 +113,12 @@ func imageFilter(filters, args []string, resolveCreated func(string) (time.Time,
 				return false
 			}
 			name, tag := r.FamiliarName(), r.Tag()
-			p, ptag, hasTag := strings.Cut(pattern, ":")
+			// The tag is after the last ":" of the last path component (a registry
+			// host:port has a ":" too).
+			p, ptag, hasTag := pattern, "", false
+			if i := strings.LastIndex(pattern, ":"); i > strings.LastIndex(pattern, "/") {
+				p, ptag, hasTag = pattern[:i], pattern[i+1:], true
+			}
 			if ok, _ := pathMatch(p, name); !ok {
 				return false
 			}
