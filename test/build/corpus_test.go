@@ -259,8 +259,7 @@ owned-dir/sub/y.txt 1000:1001 644
 		name: "heredoc", debian: true, added: 9,
 		noPeer: "Debian's podman 4.3 (buildah 1.28) has no heredoc support: it reads each heredoc line as an instruction",
 		runs: map[string]string{
-			"cd /hd && for f in run-simple run-chomp run-shebang multi-a multi-b copy-expanded copy-literal dir/one dir/two; do cat $f; done; stat -c '%a %n' copy-literal dir/one; test -e /dev/pipes && echo leaked || echo clean":
-				"hello world\ntabs-stripped\nscript /dev/pipes/EOT\nfirst\nsecond\nhello from world\n$GREETING stays\n1\n2\n644 copy-literal\n755 dir/one\nclean\n",
+			"cd /hd && for f in run-simple run-chomp run-shebang multi-a multi-b copy-expanded copy-literal dir/one dir/two; do cat $f; done; stat -c '%a %n' copy-literal dir/one; test -e /dev/pipes && echo leaked || echo clean": "hello world\ntabs-stripped\nscript /dev/pipes/EOT\nfirst\nsecond\nhello from world\n$GREETING stays\n1\n2\n644 copy-literal\n755 dir/one\nclean\n",
 		},
 	},
 	{
