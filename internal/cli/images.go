@@ -187,7 +187,7 @@ func tagCommand(o *berthOpts) *cobra.Command {
 }
 
 func rmiCommand(o *berthOpts, use string) *cobra.Command {
-	var force bool
+	var force, noPrune bool
 	cmd := &cobra.Command{
 		Use: use + " [OPTIONS] IMAGE [IMAGE...]", Short: "remove images", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -197,7 +197,7 @@ func rmiCommand(o *berthOpts, use string) *cobra.Command {
 			}
 			var failed error
 			for _, a := range args {
-				lines, err := e.RemoveImage(cmd.Context(), a, force)
+				lines, err := e.RemoveImage(cmd.Context(), a, force, noPrune)
 				for _, l := range lines {
 					fmt.Fprintln(cmd.OutOrStdout(), l)
 				}
@@ -213,6 +213,7 @@ func rmiCommand(o *berthOpts, use string) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove an image that several repositories name")
+	cmd.Flags().BoolVar(&noPrune, "no-prune", false, "do not delete untagged parents")
 	return cmd
 }
 

@@ -57,9 +57,18 @@ func (e *Engine) ListImages(all bool) ([]ImageRow, error) {
 }
 
 // parents returns the IDs of the images another image was built on (docker's intermediate
-// images): those whose history and layers are those of another image minus its last step.
-// Such an image is not dangling: it is a build's cache.
+// images). Such an image is not dangling: it is a build's cache.
 func (e *Engine) parents(sums []image.ImageSummary) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range e.parentOf(sums) {
+		out[p] = true
+	}
+	return out
+}
+
+// parentOf maps an image's ID to its parent's: the image whose history and layers are the
+// child's minus its last step (berth, like docker's containerd store, records no parent).
+func (e *Engine) parentOf(sums []image.ImageSummary) map[string]string {
 	sig := func(h []v1.History, layers []image.Layer) string {
 		d := sha256.New()
 		for _, x := range h {
@@ -71,7 +80,7 @@ func (e *Engine) parents(sums []image.ImageSummary) map[string]bool {
 		return string(d.Sum(nil))
 	}
 	own := map[string]string{}
-	var children []string
+	children := map[string]string{}
 	for i := range sums {
 		img := &sums[i].Image
 		cfg, err := e.Images.Config(img)
@@ -84,12 +93,12 @@ func (e *Engine) parents(sums []image.ImageSummary) map[string]bool {
 		if !cfg.History[last].EmptyLayer && len(layers) > 0 {
 			layers = layers[:len(layers)-1]
 		}
-		children = append(children, sig(cfg.History[:last], layers))
+		children[img.ID()] = sig(cfg.History[:last], layers)
 	}
-	out := map[string]bool{}
-	for _, c := range children {
-		if id, ok := own[c]; ok {
-			out[id] = true
+	out := map[string]string{}
+	for child, s := range children {
+		if id, ok := own[s]; ok && id != child {
+			out[child] = id
 		}
 	}
 	return out
@@ -109,7 +118,10 @@ func (e *Engine) UnpackedSize(img *image.Image) int64 {
 // RemoveImage implements `rmi`: a reference is untagged, and the image is deleted when no
 // reference is left; an ID that several repositories name needs force. It returns docker's
 // report lines ("Untagged: ...", "Deleted: ...").
-func (e *Engine) RemoveImage(ctx context.Context, query string, force bool) ([]string, error) {
+//
+// As docker's rmi, deleting an image also deletes the untagged parents it was built on (a
+// build's intermediate images) that no other image and no container uses, unless noPrune.
+func (e *Engine) RemoveImage(ctx context.Context, query string, force, noPrune bool) ([]string, error) {
 	img, err := e.Images.Resolve(query)
 	if err != nil {
 		return nil, err
@@ -156,17 +168,36 @@ func (e *Engine) RemoveImage(ctx context.Context, query string, force bool) ([]s
 			out = append(out, "Untagged: "+r.Familiar())
 		}
 	}
-	if err := e.Images.Remove(ctx, img.ID()); err != nil {
-		return out, err
+	var parentOf map[string]string
+	if !noPrune {
+		sums, err := e.Images.List()
+		if err != nil {
+			return out, err
+		}
+		parentOf = e.parentOf(sums)
 	}
 	before := map[digest.Digest]bool{}
 	for _, l := range img.Layers {
 		before[l.ChainID] = e.Snapshots.Exists(l.ChainID)
 	}
-	if _, _, err := e.Images.GC(ctx); err != nil {
+	if err := e.Images.Remove(ctx, img.ID()); err != nil {
 		return out, err
 	}
 	out = append(out, "Deleted: "+img.ID())
+	p := parentOf[img.ID()]
+	delete(parentOf, img.ID())
+	for p != "" && e.prunableParent(p, parentOf) {
+		if err := e.Images.Remove(ctx, p); err != nil {
+			return out, err
+		}
+		out = append(out, "Deleted: "+p)
+		next := parentOf[p]
+		delete(parentOf, p)
+		p = next
+	}
+	if _, _, err := e.Images.GC(ctx); err != nil {
+		return out, err
+	}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
 		c := img.Layers[i].ChainID
 		if before[c] && !e.Snapshots.Exists(c) {
@@ -174,6 +205,22 @@ func (e *Engine) RemoveImage(ctx context.Context, query string, force bool) ([]s
 		}
 	}
 	return out, nil
+}
+
+// prunableParent says whether rmi may delete a parent: untagged, no container on it, and no
+// remaining image built on it.
+func (e *Engine) prunableParent(id string, parentOf map[string]string) bool {
+	for _, p := range parentOf {
+		if p == id {
+			return false
+		}
+	}
+	img, err := e.Images.Resolve(id)
+	if err != nil {
+		return false
+	}
+	refs, err := e.references(img)
+	return err == nil && len(refs) == 0 && len(e.containersUsing(id)) == 0
 }
 
 func (e *Engine) references(img *image.Image) ([]image.Reference, error) {

@@ -231,3 +231,38 @@ func TestBuildIidfileQuietAndImageBuild(t *testing.T) {
 		t.Errorf("--label: %q", lbl)
 	}
 }
+
+// rmi of a built image deletes the untagged intermediate images it was built on, as docker's,
+// but not those another image still builds on; --no-prune keeps them.
+func TestBuildRmiPrunesParents(t *testing.T) {
+	e := newEnv(t)
+	count := func() int { return len(strings.Fields(e.must("images", "-aq"))) }
+	base := count()
+	e.mustBuild("FROM busybox\nRUN echo one > /one\nENV A=1\nRUN echo two > /two\n", "-t", "a")
+	e.mustBuild("FROM busybox\nRUN echo one > /one\nENV B=1\n", "-t", "b")
+	if n := count(); n != base+4 {
+		t.Fatalf("images -a after two builds: %d, want %d", n, base+4)
+	}
+	out := e.must("rmi", "a")
+	if strings.Count(out, "Deleted: sha256:") < 3 {
+		t.Errorf("rmi a deleted too little:\n%s", out)
+	}
+	// a and its own two steps went; b and the step it shares remain.
+	if n := count(); n != base+2 {
+		t.Errorf("images -a after rmi a: %d, want %d\n%s", n, base+2, e.must("images", "-a"))
+	}
+	if out := e.mustBuild("FROM busybox\nRUN echo one > /one\nENV B=1\n", "-t", "b"); strings.Count(out, "Using cache") != 2 {
+		t.Errorf("b's steps are no longer cached:\n%s", out)
+	}
+	e.mustBuild("FROM busybox\nRUN echo three > /three\nENV C=1\n", "-t", "c")
+	e.must("rmi", "--no-prune", "c")
+	if n := count(); n != base+3 {
+		t.Errorf("images -a after rmi --no-prune c: %d, want %d", n, base+3)
+	}
+	e.must("rmi", "b")
+	e.must("image", "prune", "-f")
+	if n := count(); n != base {
+		t.Errorf("images -a at the end: %d, want %d\n%s", n, base, e.must("images", "-a"))
+	}
+	e.must("system", "check")
+}
