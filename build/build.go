@@ -165,6 +165,9 @@ func Build(ctx context.Context, d Deps, o Options) (string, error) {
 			b.total += 1 + len(b.stages[i].Commands)
 		}
 	}
+	if len(o.Labels) > 0 {
+		b.total++ // docker's classic builder adds --label as a last LABEL step
+	}
 	for _, i := range order {
 		if err := b.buildStage(ctx, i); err != nil {
 			return "", err
@@ -185,6 +188,7 @@ func Build(ctx context.Context, d Deps, o Options) (string, error) {
 			st.config.Labels[k] = o.Labels[k]
 			kv = append(kv, k+"="+strconv.Quote(o.Labels[k]))
 		}
+		b.printStep("LABEL " + strings.Join(kv, " "))
 		if err := b.commitMeta(ctx, st, "LABEL "+strings.Join(kv, " ")); err != nil {
 			return "", err
 		}
