@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -277,8 +276,6 @@ func (s *Store) Resolve(query string) (*Image, error) {
 	return imgs[0], nil
 }
 
-var shortIDRe = regexp.MustCompile(`^[a-f0-9]{1,64}$`)
-
 // resolveTx returns every record query names: one, or several when they
 // share a config (one image ID, several manifests), newest first.
 func resolveTx(tx *bolt.Tx, query string) ([]*Image, error) {
@@ -293,7 +290,7 @@ func resolveTx(tx *bolt.Tx, query string) ([]*Image, error) {
 	if d, err := digest.Parse(query); err == nil {
 		return nonEmpty(byDigest(d))(query)
 	}
-	if anchoredHexRe.MatchString(query) {
+	if isHex(query, 64, 64) {
 		return nonEmpty(byDigest(digest.NewDigestFromEncoded(digest.SHA256, query)))(query)
 	}
 	if ref, err := ParseReference(query); err == nil {
@@ -316,7 +313,7 @@ func resolveTx(tx *bolt.Tx, query string) ([]*Image, error) {
 			}
 		}
 	}
-	if prefix := strings.TrimPrefix(query, "sha256:"); shortIDRe.MatchString(prefix) {
+	if prefix := strings.TrimPrefix(query, "sha256:"); isHex(prefix, 1, 64) {
 		imgs, err := matchImages(tx, func(img *Image) bool { return strings.HasPrefix(img.Config.Encoded(), prefix) })
 		if err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	digest "github.com/opencontainers/go-digest"
@@ -13,13 +14,48 @@ import (
 // go-containerregistry's character-set check, which accepts "a..b", "-a" and
 // tags starting with '.' or '-'. We parse with ggcr (registry/namespace/tag
 // defaulting) and then apply these rules so we refuse what docker refuses.
+//
+// The patterns compile on first use, and the simple ones are plain loops: compiling them at
+// package init cost every berth command about 1 ms ({0,127} alone is 127 copies of a class).
 var (
-	pathComponentRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
-	tagRe           = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
-	domainRe        = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
-	// A bare 64-hex string is an image ID, never a repository name.
-	anchoredHexRe = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	pathComponentRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+	})
+	domainRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
+	})
 )
+
+// validTag is ^[\w][\w.-]{0,127}$.
+func validTag(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !isWord(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isWord(c) && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isWord(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// isHex says whether s is min..max lowercase hex digits. A bare 64-hex string is an image
+// ID, never a repository name.
+func isHex(s string, min, max int) bool {
+	if len(s) < min || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 const (
 	// dockerHubDomain is how docker shows Docker Hub in full names;
@@ -59,7 +95,7 @@ func ParseReference(s string) (Reference, error) {
 		}
 		dgst, rest = d, s[:i]
 	}
-	if anchoredHexRe.MatchString(rest) {
+	if isHex(rest, 64, 64) {
 		return Reference{}, bad("cannot specify 64-byte hexadecimal strings as a repository name")
 	}
 	t, err := name.NewTag(rest, name.WithDefaultTag(""))
@@ -78,15 +114,15 @@ func ParseReference(s string) (Reference, error) {
 	if r.domain == name.DefaultRegistry {
 		r.domain = dockerHubDomain
 	}
-	if !domainRe.MatchString(r.domain) {
+	if !domainRe().MatchString(r.domain) {
 		return Reference{}, bad("invalid registry %q", r.domain)
 	}
 	for _, c := range strings.Split(r.path, "/") {
-		if !pathComponentRe.MatchString(c) {
+		if !pathComponentRe().MatchString(c) {
 			return Reference{}, bad("invalid repository path component %q", c)
 		}
 	}
-	if r.tag != "" && !tagRe.MatchString(r.tag) {
+	if r.tag != "" && !validTag(r.tag) {
 		return Reference{}, bad("invalid tag %q", r.tag)
 	}
 	if len(r.Repository()) > maxNameLength {

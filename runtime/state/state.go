@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -49,12 +48,21 @@ type State struct {
 	Config *specs.Spec `json:"config"`
 }
 
-var idPattern = regexp.MustCompile(`^[\w+\-.]+$`)
+// validID is ^[\w+\-.]+$ (a loop: no regexp compile on every runtime start).
+func validID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return id != ""
+}
 
 // Dir returns the state directory of id under root after validating the id, so an id can never
 // name a path outside root.
 func Dir(root, id string) (string, error) {
-	if !idPattern.MatchString(id) || id == "." || id == ".." {
+	if !validID(id) || id == "." || id == ".." {
 		return "", fmt.Errorf("%w %q: use letters, digits, '_', '+', '-' and '.'", ErrBadID, id)
 	}
 	return filepath.Join(root, id), nil
