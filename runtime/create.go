@@ -169,6 +169,14 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		cfg.ConsoleFd = so.inherit(sock)
 	}
 
+	// The C init (no Go in the container's first process) unless the spec needs the Go one.
+	if why := planUnsupported(cfg); why != "" {
+		r.debug("container %s: set up by the Go init (%s)", o.ID, why)
+	} else {
+		so.plan = true
+		r.debug("container %s: set up by the C init", o.ID)
+	}
+	syncFd := 3 + len(so.extra) // spawn passes the socket after the other descriptors
 	ch, err := spawn(so)
 	if err != nil {
 		return 0, err
@@ -186,7 +194,15 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	r.loaded(st)
 	ociState := &specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreating, Pid: ch.pid, Bundle: bundle, Annotations: spec.Annotations}
 	cfg.State = ociState
-	if err = ch.conn.Send(handshake.Message{Kind: handshake.KindConfig, Config: cfg}); err != nil {
+	if so.plan {
+		plan, perr := buildPlan(cfg, syncFd, ch.pid)
+		if perr != nil {
+			return 0, perr
+		}
+		if _, err = ch.conn.File().Write(plan); err != nil {
+			return 0, err
+		}
+	} else if err = ch.conn.Send(handshake.Message{Kind: handshake.KindConfig, Config: cfg}); err != nil {
 		return 0, err
 	}
 	if _, err = ch.conn.Expect(handshake.KindHooks); err != nil {

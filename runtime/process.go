@@ -39,6 +39,8 @@ type spawnOpts struct {
 	// overlaps with it); the cgroup must exist when it returns.
 	whileStarting func() error
 	stdio         [3]*os.File
+	// plan makes the child wait for a plan (runtime/initplan) instead of starting Go.
+	plan bool
 	// extra are inherited from fd 3 up: the preserved descriptors first, then ours.
 	extra []*os.File
 }
@@ -127,6 +129,9 @@ func spawn(o spawnOpts) (*child, error) {
 		Stdin: o.stdio[0], Stdout: o.stdio[1], Stderr: o.stdio[2],
 		ExtraFiles:  extra,
 		SysProcAttr: &syscall.SysProcAttr{},
+	}
+	if o.plan {
+		cmd.Env = append(cmd.Env, "_BERTH_PLAN=1")
 	}
 	if o.cgroup != nil {
 		// Born in its cgroup on cgroup v2 (clone3 CLONE_INTO_CGROUP): no window in which the

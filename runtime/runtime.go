@@ -32,6 +32,8 @@ type Runtime struct {
 	Systemd bool   // --systemd-cgroup: cgroupsPath is "slice:prefix:name"
 	// Warn receives non-fatal notices (an LSM the host lacks, a poststop hook failure).
 	Warn func(format string, args ...any)
+	// Debug, when set (--debug), receives what the runtime chose (which init, say).
+	Debug func(format string, args ...any)
 
 	// mu guards the two caches below: the engine uses one Runtime from several goroutines
 	// (`rm -f A B C`).
@@ -46,6 +48,12 @@ type Runtime struct {
 
 // Status values beyond the OCI ones.
 const statusPaused = "paused"
+
+func (r *Runtime) debug(format string, args ...any) {
+	if r.Debug != nil {
+		r.Debug(format, args...)
+	}
+}
 
 func (r *Runtime) warn(format string, args ...any) {
 	if r.Warn != nil {

@@ -12,6 +12,7 @@
 //   _BERTH_JOIN=<t>:<path>,.. namespaces to join, t in user,mnt,pid,net,ipc,uts,cgroup,time
 //   _BERTH_UNSHARE=<flags>    CLONE_NEW* flags of namespaces to create (decimal)
 //   _BERTH_TIMENS=<offsets>   lines "monotonic|boottime <secs> <nanosecs>" for a new time ns
+//   _BERTH_PLAN=1             the container is set up by plan.c, not by Go (see there)
 //
 // Protocol on the sync socket, before Go starts (one byte tags, native-endian int32):
 //   child  -> parent 'U'                    (new user ns only) write my uid_map/gid_map
@@ -38,6 +39,8 @@
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "plan.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -113,6 +116,14 @@ static int ns_flag(const char *name, size_t len) {
 }
 
 #define MAX_JOIN 16
+
+// With _BERTH_PLAN the runtime sends a plan (plan.c) instead of a Go configuration: the
+// container is set up here and the process execs its program without ever starting Go.
+static void run_plan_if_asked(void) {
+	const char *p = getenv("_BERTH_PLAN");
+	if (p != NULL && *p != '\0')
+		berth_run_plan(sync_fd);
+}
 
 __attribute__((constructor)) static void berth_nsenter(void) {
 	const char *s = getenv("_BERTH_SYNC");
@@ -206,10 +217,12 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 			write_all(&pid, sizeof(pid));
 			_exit(0);
 		}
-		// The grandchild carries on into Go. If the runtime dies before sending our
-		// configuration, the read in runtime/initproc sees EOF and we exit.
+		// The grandchild carries on into the plan or into Go. If the runtime dies before
+		// sending our configuration, the read sees EOF and we exit.
+		run_plan_if_asked();
 		return;
 	}
 	write_all("P", 1);
 	write_all(&pid, sizeof(pid));
+	run_plan_if_asked();
 }

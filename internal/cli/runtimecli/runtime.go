@@ -89,6 +89,9 @@ func NewRuntimeCommand(g *globalOpts) *cobra.Command {
 			rt.Root = g.root
 			rt.Systemd = g.systemd
 			rt.Warn = func(format string, a ...any) { logger{g}.write("warning", fmt.Sprintf(format, a...)) }
+			if g.debug {
+				rt.Debug = func(format string, a ...any) { logger{g}.write("debug", fmt.Sprintf(format, a...)) }
+			}
 			return nil
 		},
 	}
