@@ -50,6 +50,8 @@ test-unit:
 
 test-integration: build bundle minbase
 	BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) BERTH_MINBASE=$(CURDIR)/$(MINBASE).gz $(GO) test -count=1 -v -timeout 20m ./container/monitor/ ./container/logfile/ ./test/runtime/ ./test/images/ ./test/engine/ ./test/build/
+	# The runtime suite again with every container on the Go init (the C init is the default).
+	BERTH_GO_INIT=1 BERTH_BIN=$(CURDIR)/$(BIN) BERTH_RUNTIME=$(CURDIR)/$(RUNTIME) BERTH_BUNDLE=$(CURDIR)/$(BUNDLE) $(GO) test -count=1 -timeout 10m ./test/runtime/
 
 # dockerd and podman driving berth-runtime (installs docker.io and podman).
 test-engines: build bundle
