@@ -17,10 +17,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -76,10 +78,11 @@ type builder struct {
 	cache   *Cache
 	lex     *shell.Lex
 	stages  []instructions.Stage
-	results map[int]*stageState
+	results []*stageState     // by stage index, each written once by its stage's goroutine
 	meta    map[string]string // meta ARGs (before the first FROM) with values
+	usedMu  *sync.Mutex       // guards used: stages build concurrently
 	used    map[string]bool   // build args consumed
-	step    int
+	step    int               // the last step number printed by this (per-stage) builder
 	total   int
 }
 
@@ -97,7 +100,7 @@ type stageState struct {
 
 // Build runs the Dockerfile and returns the ID of the target stage's image.
 func Build(ctx context.Context, d Deps, o Options) (string, error) {
-	b := &builder{d: d, o: o, out: o.Out, results: map[int]*stageState{}, meta: map[string]string{}, used: map[string]bool{}}
+	b := &builder{d: d, o: o, out: o.Out, meta: map[string]string{}, usedMu: &sync.Mutex{}, used: map[string]bool{}}
 	if b.out == nil || o.Quiet {
 		b.out = io.Discard
 	}
@@ -168,11 +171,11 @@ func Build(ctx context.Context, d Deps, o Options) (string, error) {
 	if len(o.Labels) > 0 {
 		b.total++ // docker's classic builder adds --label as a last LABEL step
 	}
-	for _, i := range order {
-		if err := b.buildStage(ctx, i); err != nil {
-			return "", err
-		}
+	b.results = make([]*stageState, len(b.stages))
+	if err := b.buildStages(ctx, order); err != nil {
+		return "", err
 	}
+	b.step = b.total - 1
 	st := b.results[target]
 	if len(o.Labels) > 0 {
 		keys := make([]string, 0, len(o.Labels))
@@ -344,6 +347,132 @@ func (b *builder) printStep(code string) {
 	fmt.Fprintf(b.out, "Step %d/%d : %s\n", b.step, b.total, code)
 }
 
+// buildStages builds the needed stages, each as soon as the stages it uses (FROM, COPY
+// --from) are built, several at once when they are independent. The output reads as if they
+// had run one after another: the earliest unfinished stage streams, later ones are held back
+// and shown when their turn comes, and step numbers are fixed per stage in advance.
+func (b *builder) buildStages(ctx context.Context, order []int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &orderedOut{w: b.out, bufs: make([]bytes.Buffer, len(order)), done: make([]bool, len(order))}
+	done := make([]chan struct{}, len(b.stages))
+	for _, i := range order {
+		done[i] = make(chan struct{})
+	}
+	errs := make([]error, len(order))
+	sem := make(chan struct{}, max(2, runtime.NumCPU()))
+	var wg sync.WaitGroup
+	step := 0
+	for k, i := range order {
+		sb := *b
+		sb.out = out.writer(k)
+		sb.step = step
+		step += 1 + len(b.stages[i].Commands)
+		deps := b.deps(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer out.finish(k)
+			defer close(done[i])
+			for _, j := range deps {
+				select {
+				case <-done[j]:
+				case <-ctx.Done():
+					errs[k] = ctx.Err()
+					return
+				}
+				if b.results[j] == nil {
+					errs[k] = context.Canceled // the stage it needs failed
+					return
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[k] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			if errs[k] = sb.buildStage(ctx, i); errs[k] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	// The error of the stage that failed, not the cancellation it caused in the others.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deps lists the earlier stages stage i uses (its FROM and COPY --from).
+func (b *builder) deps(i int) []int {
+	var out []int
+	s := b.stages[i]
+	if base, err := b.expandMeta(s.BaseName); err == nil {
+		if j, ok := b.stageRef(base, i); ok {
+			out = append(out, j)
+		}
+	}
+	for _, c := range s.Commands {
+		if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {
+			if from, err := b.expandMeta(cp.From); err == nil {
+				if j, ok := b.stageRef(from, i); ok {
+					out = append(out, j)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// orderedOut serialises the output of stages built concurrently (see buildStages).
+type orderedOut struct {
+	mu   sync.Mutex
+	w    io.Writer
+	cur  int // the stage (position in the order) whose output goes straight through
+	bufs []bytes.Buffer
+	done []bool
+}
+
+type stageWriter struct {
+	o *orderedOut
+	k int
+}
+
+func (o *orderedOut) writer(k int) io.Writer { return stageWriter{o, k} }
+
+func (w stageWriter) Write(p []byte) (int, error) {
+	w.o.mu.Lock()
+	defer w.o.mu.Unlock()
+	if w.k == w.o.cur {
+		return w.o.w.Write(p)
+	}
+	return w.o.bufs[w.k].Write(p)
+}
+
+// finish marks stage k done and lets the next stages' held output through.
+func (o *orderedOut) finish(k int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done[k] = true
+	for o.cur < len(o.done) && o.done[o.cur] {
+		o.cur++
+		if o.cur < len(o.bufs) {
+			o.w.Write(o.bufs[o.cur].Bytes())
+			o.bufs[o.cur].Reset()
+		}
+	}
+}
+
 // buildStage runs stage i.
 func (b *builder) buildStage(ctx context.Context, i int) error {
 	s := b.stages[i]
@@ -463,7 +592,9 @@ func (b *builder) dispatch(ctx context.Context, i int, st *stageState, c instruc
 			v, given := b.o.BuildArgs[a.Key]
 			switch {
 			case given:
+				b.usedMu.Lock()
 				b.used[a.Key] = true
+				b.usedMu.Unlock()
 			case a.Value != nil:
 				v = *a.Value
 			default:

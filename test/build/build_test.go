@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -265,4 +266,43 @@ func TestBuildRmiPrunesParents(t *testing.T) {
 		t.Errorf("images -a at the end: %d, want %d\n%s", n, base, e.must("images", "-a"))
 	}
 	e.must("system", "check")
+}
+
+// Independent stages build at the same time (their RUNs overlap in time, read from
+// /proc/uptime inside each), and the output still reads stage after stage, steps in order.
+func TestBuildParallelStages(t *testing.T) {
+	e := newEnv(t)
+	df := `FROM busybox AS a
+RUN cut -d' ' -f1 /proc/uptime > /start && sleep 1.5 && cut -d' ' -f1 /proc/uptime > /end
+FROM busybox AS b
+RUN cut -d' ' -f1 /proc/uptime > /start && sleep 1.5 && cut -d' ' -f1 /proc/uptime > /end
+FROM busybox
+COPY --from=a /start /a-start
+COPY --from=a /end /a-end
+COPY --from=b /start /b-start
+COPY --from=b /end /b-end
+CMD cat /a-start /a-end /b-start /b-end
+`
+	out := e.mustBuild(df, "-t", "par")
+	steps := regexp.MustCompile(`(?m)^Step (\d+)/10 : `).FindAllStringSubmatch(out, -1)
+	if len(steps) != 10 {
+		t.Fatalf("want 10 steps:\n%s", out)
+	}
+	for i, m := range steps {
+		if m[1] != strconv.Itoa(i+1) {
+			t.Fatalf("steps out of order:\n%s", out)
+		}
+	}
+	var v [4]float64
+	for i, f := range strings.Fields(e.must("run", "--rm", "--network", "none", "par")) {
+		v[i], _ = strconv.ParseFloat(f, 64)
+	}
+	if !(v[0] < v[3] && v[2] < v[1]) {
+		t.Errorf("stage RUNs did not overlap: a %.2f-%.2f, b %.2f-%.2f", v[0], v[1], v[2], v[3])
+	}
+	// A failing stage stops the build with its own error, not the cancellation of the other.
+	r := e.build("FROM busybox AS a\nRUN sleep 1\nFROM busybox AS b\nRUN exit 3\nFROM busybox\nCOPY --from=a / /a\nCOPY --from=b / /b\n")
+	if r.code == 0 || !strings.Contains(r.err, "returned a non-zero code: 3") {
+		t.Errorf("failing stage: %s", r)
+	}
 }
