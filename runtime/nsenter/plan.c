@@ -204,7 +204,12 @@ static int mkdirall(const char *dir) {
 		if (end)
 			*end = '\0';
 		char comp[256];
-		snprintf(comp, sizeof(comp), "%s", p);
+		if (strlen(p) >= sizeof(comp)) {
+			close(cur);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		strcpy(comp, p);
 		int next = oat2(root_fd, buf, O_PATH | O_DIRECTORY);
 		if (next < 0 && errno == ENOENT) {
 			if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
@@ -659,9 +664,9 @@ static void op_caps(struct arg *a) {
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		fail("keep capabilities");
 	size_t ngroups = a[8].len / 4;
-	gid_t groups[1024];
-	if (ngroups > 1024)
-		ngroups = 1024;
+	gid_t *groups = calloc(ngroups + 1, sizeof(gid_t));
+	if (groups == NULL)
+		fail("plan: out of memory");
 	for (size_t i = 0; i < ngroups; i++) {
 		uint32_t g;
 		memcpy(&g, a[8].p + i * 4, 4);
@@ -806,6 +811,10 @@ static void op_exec(struct arg *a) {
 	char **argv = list(&a[0], NULL);
 	char **envp = list(&a[1], NULL);
 	reset_ignored_signals();
+	// The program starts with no signal blocked, whatever the runtime's fork left.
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	execve(exec_path, argv, envp);
 	fail("exec %s", argv[0] ? argv[0] : "");
 }
