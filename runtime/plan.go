@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth-dev/berth/runtime/handshake"
 	"github.com/berth-dev/berth/runtime/initplan"
+	"github.com/berth-dev/berth/runtime/initproc"
 	"github.com/berth-dev/berth/runtime/rootfs"
 )
 
@@ -77,7 +78,7 @@ func buildPlan(cfg *handshake.Config, syncFd, pid int) ([]byte, error) {
 	if err := rootfs.Plan(&pl, spec, rootfs.PlanOptions{Rootfs: cfg.Rootfs, Pid: pid, NewCgroupNS: cfg.NewCgroupNS}); err != nil {
 		return nil, err
 	}
-	if hasNS(spec, specs.UTSNamespace) {
+	if initproc.HasNamespace(spec, specs.UTSNamespace) {
 		if spec.Hostname != "" {
 			pl.Add(initplan.OpHostname, spec.Hostname)
 		}
@@ -99,7 +100,7 @@ func buildPlan(cfg *handshake.Config, syncFd, pid int) ([]byte, error) {
 	}
 	pl.Add(initplan.OpLookPath, p.Args[0], path)
 	for _, rl := range p.Rlimits {
-		res, ok := rlimitNumbers[rl.Type]
+		res, ok := initproc.Rlimits[rl.Type]
 		if !ok {
 			return nil, fmt.Errorf("unknown rlimit %q", rl.Type)
 		}
@@ -155,7 +156,7 @@ func planCaps(pl *initplan.Plan, p *specs.Process) error {
 	mask := func(names []string) (uint64, error) {
 		var m uint64
 		for _, n := range names {
-			c, ok := capNumbers()[strings.ToUpper(n)]
+			c, ok := initproc.CapByName[strings.ToUpper(n)]
 			if !ok {
 				return 0, fmt.Errorf("unknown capability %q", n)
 			}
@@ -184,33 +185,4 @@ func planCaps(pl *initplan.Plan, p *specs.Process) error {
 	pl.Add(initplan.OpCaps, sets[0], sets[1], sets[2], sets[3], sets[4], uint64(last),
 		uint64(p.User.UID), uint64(p.User.GID), groups, uint64(umask))
 	return nil
-}
-
-var capNumbers = sync.OnceValue(func() map[string]capability.Cap {
-	m := map[string]capability.Cap{}
-	for _, c := range capability.ListKnown() {
-		m["CAP_"+strings.ToUpper(c.String())] = c
-	}
-	return m
-})
-
-func hasNS(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
-	if spec.Linux == nil {
-		return false
-	}
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == t {
-			return true
-		}
-	}
-	return false
-}
-
-var rlimitNumbers = map[string]int{
-	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
-	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
-	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
-	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
-	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
-	"RLIMIT_STACK": unix.RLIMIT_STACK,
 }

@@ -18,7 +18,7 @@ import (
 // finalize confines the calling thread; see the order in the package comment.
 func finalize(cfg *handshake.Config, p *specs.Process) error {
 	for _, rl := range p.Rlimits {
-		res, ok := rlimits[rl.Type]
+		res, ok := Rlimits[rl.Type]
 		if !ok {
 			return fmt.Errorf("unknown rlimit %q", rl.Type)
 		}
@@ -97,7 +97,7 @@ func dropPrivileges(p *specs.Process) error {
 	want := func(names []string) ([]capability.Cap, error) {
 		var out []capability.Cap
 		for _, n := range names {
-			c, ok := capByName[strings.ToUpper(n)]
+			c, ok := CapByName[strings.ToUpper(n)]
 			if !ok {
 				return nil, fmt.Errorf("unknown capability %q", n)
 			}
@@ -236,7 +236,8 @@ var schedFlags = map[specs.LinuxSchedulerFlag]uint64{
 	specs.SchedFlagUtilClampMax: 0x40,
 }
 
-var rlimits = map[string]int{
+// Rlimits maps the spec's rlimit names to their numbers.
+var Rlimits = map[string]int{
 	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
 	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
 	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
@@ -245,7 +246,8 @@ var rlimits = map[string]int{
 	"RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
-var capByName = func() map[string]capability.Cap {
+// CapByName maps "CAP_X" names to the capabilities this library knows.
+var CapByName = func() map[string]capability.Cap {
 	m := map[string]capability.Cap{}
 	for _, c := range capability.ListKnown() {
 		m["CAP_"+strings.ToUpper(c.String())] = c

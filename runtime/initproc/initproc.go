@@ -237,7 +237,7 @@ func waitForStart(fd int) error {
 }
 
 func setHostname(spec *specs.Spec) error {
-	if !hasNamespace(spec, specs.UTSNamespace) {
+	if !HasNamespace(spec, specs.UTSNamespace) {
 		return nil
 	}
 	if spec.Hostname != "" {
@@ -253,7 +253,8 @@ func setHostname(spec *specs.Spec) error {
 	return nil
 }
 
-func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+// HasNamespace says whether the spec lists a namespace of type t (new or joined).
+func HasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 	if spec.Linux == nil {
 		return false
 	}

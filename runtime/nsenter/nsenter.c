@@ -51,10 +51,12 @@
 
 static int sync_fd = -1;
 
-static void write_all(const void *buf, size_t len) {
+// berth_write_all and berth_read_all move whole buffers over the sync socket, or exit: with
+// the runtime gone there is nobody to report to.
+void berth_write_all(int fd, const void *buf, size_t len) {
 	const char *p = buf;
 	while (len > 0) {
-		ssize_t n = write(sync_fd, p, len);
+		ssize_t n = write(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -64,18 +66,21 @@ static void write_all(const void *buf, size_t len) {
 	}
 }
 
-static void read_all(void *buf, size_t len) {
+void berth_read_all(int fd, void *buf, size_t len) {
 	char *p = buf;
 	while (len > 0) {
-		ssize_t n = read(sync_fd, p, len);
+		ssize_t n = read(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			_exit(1); // the parent went away: nothing to report to
+			_exit(1);
 		p += n;
 		len -= (size_t)n;
 	}
 }
+
+static void write_all(const void *buf, size_t len) { berth_write_all(sync_fd, buf, len); }
+static void read_all(void *buf, size_t len) { berth_read_all(sync_fd, buf, len); }
 
 static void bail(const char *fmt, ...) {
 	char msg[512];

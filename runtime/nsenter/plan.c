@@ -55,17 +55,7 @@ static int root_fd = -1;   // the rootfs (O_PATH) until pivot_root, then "/"
 static int cg_tmpfs = -1;  // the tmpfs of a cgroup v1 mount being filled
 static char exec_path[4096];
 
-static void write_sock(const char *p, size_t len) {
-	while (len > 0) {
-		ssize_t n = write(psync, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			_exit(1);
-		p += n;
-		len -= (size_t)n;
-	}
-}
+static void write_sock(const char *p, size_t len) { berth_write_all(psync, p, len); }
 
 static void send_kind(const char *kind) {
 	char line[64];
@@ -161,18 +151,7 @@ static char **list(const struct arg *a, int *count) {
 	return v;
 }
 
-static void read_sock(void *buf, size_t len) {
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = read(psync, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			_exit(1); // the runtime went away before configuring us
-		p += n;
-		len -= (size_t)n;
-	}
-}
+static void read_sock(void *buf, size_t len) { berth_read_all(psync, buf, len); }
 
 // ---- in-root resolution (the rules of runtime/rootfs/resolve.go) ----
 

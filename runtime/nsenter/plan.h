@@ -3,6 +3,8 @@
 #ifndef BERTH_PLAN_H
 #define BERTH_PLAN_H
 
+#include <stddef.h>
+
 #define OP_CLOSE_INHERITED 1
 #define OP_UNSHARE 2
 #define OP_MOUNT 3
@@ -37,5 +39,7 @@
 #define OP_EXEC 32
 
 void berth_run_plan(int sync_fd) __attribute__((noreturn));
+void berth_write_all(int fd, const void *buf, size_t len);
+void berth_read_all(int fd, void *buf, size_t len);
 
 #endif

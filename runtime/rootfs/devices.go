@@ -35,9 +35,10 @@ func defaultDevices() []specs.LinuxDevice {
 	}
 }
 
-func createDevices(root *os.File, extra []specs.LinuxDevice, inUserNS bool) error {
+// allDevices is the default nodes plus the spec's; a spec entry for a default path replaces
+// the default.
+func allDevices(extra []specs.LinuxDevice) []specs.LinuxDevice {
 	devs := defaultDevices()
-	// A spec entry for a default path replaces the default.
 	seen := map[string]int{}
 	for i, d := range devs {
 		seen[d.Path] = i
@@ -51,6 +52,11 @@ func createDevices(root *os.File, extra []specs.LinuxDevice, inUserNS bool) erro
 		seen[d.Path] = len(devs)
 		devs = append(devs, d)
 	}
+	return devs
+}
+
+func createDevices(root *os.File, extra []specs.LinuxDevice, inUserNS bool) error {
+	devs := allDevices(extra)
 	for i := range devs {
 		if err := createDevice(root, &devs[i], inUserNS); err != nil {
 			return wrapErr("create device", cleanInRoot(devs[i].Path), err)

@@ -256,21 +256,7 @@ func planCgroup(p *initplan.Plan, dest string, o *mountOpts, po PlanOptions) err
 }
 
 func planDevices(p *initplan.Plan, extra []specs.LinuxDevice) error {
-	devs := defaultDevices()
-	seen := map[string]int{}
-	for i, d := range devs {
-		seen[d.Path] = i
-	}
-	for _, d := range extra {
-		d.Path = cleanInRoot(d.Path)
-		if i, ok := seen[d.Path]; ok {
-			devs[i] = d
-			continue
-		}
-		seen[d.Path] = len(devs)
-		devs = append(devs, d)
-	}
-	for _, d := range devs {
+	for _, d := range allDevices(extra) {
 		path := cleanInRoot(d.Path)
 		ftype, err := devType(d.Type)
 		if err != nil {
