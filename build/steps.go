@@ -433,7 +433,7 @@ func (b *builder) runAttached(ctx context.Context, m *container.Manager, rec *co
 	}()
 	exit, err := att.Stream(b.out, b.out)
 	close(done)
-	if cerr := m.Cleanup(context.Background(), rec, 0); cerr != nil && err == nil {
+	if cerr := m.Cleanup(context.Background(), rec, ""); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,17 +288,18 @@ func (m *Manager) spawnMonitor(rec *Record, held []*os.File) (*Session, error) {
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "sync")
 	defer theirs.Close()
-	cmd := exec.Command(m.Bin.Monitor, filepath.Join(m.dir(rec.ID), "monitor.json"))
-	cmd.ExtraFiles = append([]*os.File{theirs}, held...)
-	// GOMAXPROCS=1 from the start keeps the monitor small (see container/monitor/mem.go).
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		ours.Close()
-		return nil, fmt.Errorf("start the container monitor %s: %w", m.Bin.Monitor, err)
+	cfgPath := filepath.Join(m.dir(rec.ID), "monitor.json")
+	var pid int
+	if os.Getenv(MonitorHubEnv) != "0" && len(held) <= maxHubHeld {
+		pid, err = m.handToHub(cfgPath, theirs, held)
+	} else {
+		pid, err = m.startMonitorProcess(theirs, held, cfgPath)
 	}
-	go cmd.Wait()
-	s := &Session{m: m, rec: rec, sync: ours, rd: bufio.NewReader(ours), MonitorPid: cmd.Process.Pid}
+	if err != nil {
+		ours.Close()
+		return nil, err
+	}
+	s := &Session{m: m, rec: rec, sync: ours, rd: bufio.NewReader(ours), MonitorPid: pid}
 	msg, err := s.read()
 	if err != nil {
 		ours.Close()
@@ -304,6 +307,96 @@ func (m *Manager) spawnMonitor(rec *Record, held []*os.File) (*Session, error) {
 	}
 	s.Pid = msg.Pid
 	return s, nil
+}
+
+// MonitorHubEnv, set to 0, gives every container a monitor process of its own instead of a
+// supervisor in the data root's hub (container/monitor/hub.go).
+const MonitorHubEnv = "BERTH_MONITOR_HUB"
+
+// maxHubHeld is how many held descriptors (published ports) one hand-over to the hub carries.
+const maxHubHeld = 250
+
+// monitorEnv: GOMAXPROCS=1 from the start keeps a monitor small (container/monitor/mem.go).
+var monitorEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
+
+// startMonitorProcess starts `berth-monitor monitor.json` with the sync socket as fd 3 and
+// the held descriptors after it.
+func (m *Manager) startMonitorProcess(sync *os.File, held []*os.File, cfgPath string) (int, error) {
+	cmd := exec.Command(m.Bin.Monitor, cfgPath)
+	cmd.ExtraFiles = append([]*os.File{sync}, held...)
+	cmd.Env = monitorEnv
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start the container monitor %s: %w", m.Bin.Monitor, err)
+	}
+	go cmd.Wait()
+	return cmd.Process.Pid, nil
+}
+
+// handToHub gives the container to the data root's monitor hub, starting the hub if none
+// runs (whoever holds <root>/monitor.lock is, or starts, the hub).
+func (m *Manager) handToHub(cfgPath string, sync *os.File, held []*os.File) (int, error) {
+	sock, lockPath := filepath.Join(m.Root, "monitor.sock"), filepath.Join(m.Root, "monitor.lock")
+	rights := []int{int(sync.Fd())}
+	for _, f := range held {
+		rights = append(rights, int(f.Fd()))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if pid, taken, err := sendToHub(sock, cfgPath, rights); err != nil {
+			return 0, err
+		} else if taken {
+			return pid, nil
+		}
+		lf, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return 0, err
+		}
+		if unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			// No hub: start one; it inherits the locked file (fd 3) and holds it for life.
+			cmd := exec.Command(m.Bin.Monitor, "--hub", sock)
+			cmd.ExtraFiles = []*os.File{lf}
+			cmd.Env = monitorEnv
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			err = cmd.Start()
+			lf.Close()
+			if err != nil {
+				return 0, fmt.Errorf("start the container monitor %s: %w", m.Bin.Monitor, err)
+			}
+			go cmd.Wait()
+		} else {
+			lf.Close()
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%w: the container monitor hub (%s) does not answer", ErrStart, sock)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// sendToHub sends one request and reports whether the hub took it (and its pid). Not taken
+// (no hub, or one that is exiting and closed the connection unanswered) may be retried; an
+// error may not: the hub may have started a supervisor.
+func sendToHub(sock, cfgPath string, rights []int) (pid int, taken bool, err error) {
+	c, err := dialUnix(sock)
+	if err != nil {
+		return 0, false, nil
+	}
+	defer c.Close()
+	uc := c.(*net.UnixConn)
+	if _, _, err := uc.WriteMsgUnix([]byte(cfgPath), unix.UnixRights(rights...), nil); err != nil {
+		return 0, false, nil
+	}
+	uc.SetReadDeadline(time.Now().Add(time.Minute))
+	line, err := bufio.NewReader(uc).ReadString('\n')
+	if errors.Is(err, io.EOF) && line == "" {
+		return 0, false, nil
+	}
+	if err != nil || !strings.HasPrefix(line, "ok ") {
+		return 0, false, fmt.Errorf("%w: the container monitor hub (%s): %q %v", ErrStart, sock, line, err)
+	}
+	pid, _ = strconv.Atoi(strings.TrimSpace(line[3:]))
+	return pid, true, nil
 }
 
 func (s *Session) read() (monitor.SyncMsg, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-dev/berth/container/monitor"
 	"github.com/berth-dev/berth/runtime/state"
+	"golang.org/x/sys/unix"
 )
 
 // Status is a container's state as the user sees it: state.json (written by the monitor)
@@ -42,6 +43,24 @@ func alive(pid int, start uint64) bool {
 	return pid > 0 && start != 0 && state.StartTime(pid) == start
 }
 
+// monitorAlive says whether the container's supervisor still runs: it holds an flock on
+// State.MonitorLock for its life (a hub's pid outlives the containers it serves); states
+// without one name a monitor process by pid.
+func monitorAlive(st monitor.State) bool {
+	if st.MonitorLock == "" {
+		return alive(st.MonitorPid, st.MonitorStart)
+	}
+	fd, err := unix.Open(st.MonitorLock, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK) && alive(st.MonitorPid, st.MonitorStart)
+	}
+	return false
+}
+
 // Status derives the container's status.
 func (m *Manager) Status(rec *Record) Status {
 	st, ok := m.readState(rec.ID)
@@ -50,7 +69,7 @@ func (m *Manager) Status(rec *Record) Status {
 		s.Status = "created"
 		return s
 	}
-	s.MonitorAlive = alive(st.MonitorPid, st.MonitorStart)
+	s.MonitorAlive = monitorAlive(st)
 	switch st.Status {
 	case "running":
 		if alive(st.Pid, st.PidStart) {
@@ -90,7 +109,7 @@ func (m *Manager) waitMonitorGone(id string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		st, ok := m.readState(id)
-		if !ok || !alive(st.MonitorPid, st.MonitorStart) {
+		if !ok || !monitorAlive(st) {
 			return nil
 		}
 		if time.Now().After(deadline) {

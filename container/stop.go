@@ -121,9 +121,9 @@ func (m *Manager) Wait(rec *Record) (monitor.ExitMsg, error) {
 
 // Cleanup releases what a run held once the container has exited for good: the runtime's
 // record, the rootfs mount; and removes the container when it was run with --rm. The
-// monitor runs it as its exit command (monitorPid is then its pid, and a clean-up that a
-// newer run has overtaken does nothing); a foreground `run` calls it directly.
-func (m *Manager) Cleanup(ctx context.Context, rec *Record, monitorPid int) error {
+// monitor runs it as its exit command (monitorID then names its supervisor, and a clean-up
+// that a newer run has overtaken does nothing); a foreground `run` calls it directly.
+func (m *Manager) Cleanup(ctx context.Context, rec *Record, monitorID string) error {
 	unlock, err := m.lock(rec.ID)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -132,7 +132,7 @@ func (m *Manager) Cleanup(ctx context.Context, rec *Record, monitorPid int) erro
 		return err
 	}
 	st, _ := m.readState(rec.ID)
-	if monitorPid != 0 && st.MonitorPid != monitorPid {
+	if monitorID != "" && st.MonitorID != monitorID && strconv.Itoa(st.MonitorPid) != monitorID {
 		unlock()
 		return nil
 	}

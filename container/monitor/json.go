@@ -28,6 +28,12 @@ func (s *State) marshal() []byte {
 	if s.MonitorStart != 0 {
 		w.Uint("monitor_start", s.MonitorStart)
 	}
+	if s.MonitorLock != "" {
+		w.Str("monitor_lock", s.MonitorLock)
+	}
+	if s.MonitorID != "" {
+		w.Str("monitor_id", s.MonitorID)
+	}
 	w.Time("started_at", s.StartedAt)
 	w.Time("finished_at", s.FinishedAt)
 	w.Int("exit_code", int64(s.ExitCode))

@@ -58,8 +58,10 @@ func childEnv() []string {
 func settle() {
 	debug.FreeOSMemory()
 	dropReadOnlyData()
-	afterEachGC(dropReadOnlyData)
+	settleOnce.Do(func() { afterEachGC(dropReadOnlyData) }) // a hub settles once per container
 }
+
+var settleOnce sync.Once
 
 // afterEachGC runs f (in the finalizer goroutine) after every garbage collection: a
 // collection walks the read-only data (pclntab) again, the runtime forces one every two

@@ -31,7 +31,7 @@ const (
 type supervisor struct {
 	cfg   Config
 	dir   string
-	r     reaper
+	r     *reaper  // shared by the supervisors of a hub
 	sync  *os.File // fd 3 until the container started
 	null  int      // /dev/null, the stdio of the runtime's commands
 	lnAtt *os.File
@@ -51,20 +51,31 @@ type supervisor struct {
 	writers   sync.WaitGroup
 
 	oomBase uint64
+
+	inHub bool   // one of several supervisors in a hub process
+	id    string // State.MonitorID
+	held  []int  // in a hub: the held descriptors (a monitor process keeps them at 4...)
+	lock  int    // the fd holding <ctr>/monitor.lock, -1 if none
 }
+
+// procs reaps for every supervisor of the process.
+var procs reaper
 
 // Main runs the monitor for the monitor.json given as the only argument and returns the
 // process's exit status. See the package comment for what it does.
 func Main(args []string) int {
+	if len(args) == 3 && args[1] == "--hub" {
+		return HubMain(args, args[2])
+	}
 	tune(args) // first: it may re-execute the monitor
 	ignoreSignals(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
 	syscall.Chdir("/")
 	sf := syncFile()
 	if len(args) != 2 {
-		sendSync(sf, &SyncMsg{Error: "usage: berth-monitor MONITOR.JSON"})
+		sendSync(sf, &SyncMsg{Error: "usage: berth-monitor MONITOR.JSON | --hub SOCKET"})
 		return 2
 	}
-	m := &supervisor{sync: sf, null: -1}
+	m := &supervisor{sync: sf, null: -1, r: &procs, lock: -1, id: strconv.Itoa(os.Getpid())}
 	if fd, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0); err == nil {
 		m.null = fd
 	}
@@ -137,7 +148,8 @@ func (m *supervisor) run() int {
 			return 1
 		}
 	}
-	m.st = State{MonitorPid: os.Getpid(), MonitorStart: procStart(os.Getpid())}
+	m.st = State{MonitorPid: os.Getpid(), MonitorStart: procStart(os.Getpid()), MonitorID: m.id}
+	m.lockMonitor()
 	go m.acceptLoop()
 
 	first := true
@@ -779,7 +791,9 @@ func (m *supervisor) runExitCommand() {
 		out, _ = syscall.Dup(m.null)
 	}
 	defer syscall.Close(out)
-	p, err := m.r.spawn(m.cfg.ExitCommand, []int{m.null, out, out}, true)
+	// The exit command says which supervisor asks: a newer run's must not be cleaned up.
+	argv := append(append([]string(nil), m.cfg.ExitCommand...), "--monitor-id", m.id)
+	p, err := m.r.spawn(argv, []int{m.null, out, out}, true)
 	if err != nil {
 		syscall.Write(out, []byte("berth-monitor: exit command: "+err.Error()+"\n"))
 		return
@@ -828,6 +842,11 @@ func (m *supervisor) start(pid int) string {
 			return "read exec fifo: " + err.Error()
 		}
 		if procStart(pid) != start || zombie(pid) || time.Now().After(deadline) {
+			// A quick program may have been started, run and exited since the read
+			// above: its byte is then waiting in the fifo.
+			if n, _ := syscall.Read(fd, buf); n == 1 {
+				break
+			}
 			return "container init exited before start"
 		}
 		time.Sleep(time.Millisecond)

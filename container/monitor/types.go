@@ -89,11 +89,16 @@ type Health struct {
 
 // State is <ctr>/state.json.
 type State struct {
-	Status       string       `json:"status"` // created | running | restarting | exited
-	Pid          int          `json:"pid,omitempty"`
-	PidStart     uint64       `json:"pid_start,omitempty"` // /proc/<pid>/stat start time
-	MonitorPid   int          `json:"monitor_pid,omitempty"`
-	MonitorStart uint64       `json:"monitor_start,omitempty"`
+	Status       string `json:"status"` // created | running | restarting | exited
+	Pid          int    `json:"pid,omitempty"`
+	PidStart     uint64 `json:"pid_start,omitempty"` // /proc/<pid>/stat start time
+	MonitorPid   int    `json:"monitor_pid,omitempty"`
+	MonitorStart uint64 `json:"monitor_start,omitempty"`
+	// MonitorLock is a file the supervisor of this run holds an exclusive flock on while it
+	// lives (a hub serves several containers, so its pid says nothing of one of them);
+	// MonitorID names that supervisor (the exit command passes it back).
+	MonitorLock  string       `json:"monitor_lock,omitempty"`
+	MonitorID    string       `json:"monitor_id,omitempty"`
 	StartedAt    time.Time    `json:"started_at"`
 	FinishedAt   time.Time    `json:"finished_at"`
 	ExitCode     int          `json:"exit_code"`

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -634,7 +635,8 @@ func inspectContainerCommand(o *berthOpts) *cobra.Command {
 
 // cleanupCommand is the monitor's exit command (hidden).
 func cleanupCommand(o *berthOpts) *cobra.Command {
-	return &cobra.Command{
+	var monitorID string
+	cmd := &cobra.Command{
 		Use: "cleanup ID", Hidden: true, Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := o.open()
@@ -645,7 +647,12 @@ func cleanupCommand(o *berthOpts) *cobra.Command {
 			if err != nil {
 				return nil // already removed
 			}
-			return e.Containers.Cleanup(context.Background(), rec, os.Getppid())
+			if monitorID == "" {
+				monitorID = strconv.Itoa(os.Getppid()) // a monitor of an older berth
+			}
+			return e.Containers.Cleanup(context.Background(), rec, monitorID)
 		},
 	}
+	cmd.Flags().StringVar(&monitorID, "monitor-id", "", "the supervisor asking (State.MonitorID)")
+	return cmd
 }

@@ -545,7 +545,7 @@ func runAttached(ctx context.Context, m *container.Manager, rec *container.Recor
 		return 0, err
 	}
 	if a.cleanup {
-		if err := m.Cleanup(context.Background(), rec, 0); err != nil {
+		if err := m.Cleanup(context.Background(), rec, ""); err != nil {
 			fmt.Fprintln(os.Stderr, "berth: clean-up:", err)
 		}
 	}

@@ -557,13 +557,27 @@ func (e *env) waitExited(name string, timeout time.Duration) {
 	e.waitNoMonitor(name, timeout)
 }
 
-// waitNoMonitor waits until no monitor process serves the container.
+// waitNoMonitor waits until nothing supervises the container: no monitor process of its
+// own, and no supervisor in the hub (which holds <ctr>/monitor.lock while it runs).
 func (e *env) waitNoMonitor(name string, timeout time.Duration) {
 	e.t.Helper()
-	id := e.id(name)
+	dir := filepath.Join(e.root, "containers", e.id(name))
 	waitFor(e.t, timeout, "the monitor of "+name+" to exit", func() bool {
-		return len(procsMentioning(filepath.Join(e.root, "containers", id))) == 0
+		return len(procsMentioning(dir)) == 0 && !lockHeld(filepath.Join(dir, "monitor.lock"))
 	})
+}
+
+// lockHeld says whether someone holds an flock on path.
+func lockHeld(path string) bool {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Flock(fd, syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return err == syscall.EWOULDBLOCK
+	}
+	return false
 }
 
 // id is a container's full id.
