@@ -227,7 +227,16 @@ func plugVeth(nsPath string, br netlink.Link, n *Network, ep *Endpoint, noGatewa
 	la.Flags = net.FlagUp
 	veth := &netlink.Veth{LinkAttrs: la, PeerName: ep.IfName, PeerHardwareAddr: mac,
 		PeerNamespace: netlink.NsFd(int(ns)), PeerMTU: uint32(n.MTU)}
-	if err := netlink.LinkAdd(veth); err != nil {
+	err = netlink.LinkAdd(veth)
+	if errors.Is(err, unix.EEXIST) {
+		// The name comes from this container's and network's ids: the link is a leftover of
+		// this container's earlier run, killed before its clean-up released it.
+		if old, lerr := netlink.LinkByName(ep.HostVeth); lerr == nil {
+			netlink.LinkDel(old)
+		}
+		err = netlink.LinkAdd(veth)
+	}
+	if err != nil {
 		return fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
 	}
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)

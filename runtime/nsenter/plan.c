@@ -776,13 +776,24 @@ static void op_wait_fifo(struct arg *a) {
 	close(w);
 }
 
+// reset_ignored_signals gives the program default dispositions for what was ignored (execve
+// keeps ignored signals): whatever started the engine must not decide that a container
+// cannot be interrupted. Raw rt_sigaction, as libc's sigaction refuses its internal signals
+// (32 and 33), which a Go parent can leave ignored.
+struct ksigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
 static void reset_ignored_signals(void) {
-	for (int sig = 1; sig < NSIG; sig++) {
+	for (int sig = 1; sig <= 64; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		struct sigaction old;
-		if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
-			signal(sig, SIG_DFL);
+		struct ksigaction old = {0}, dfl = {0};
+		if (syscall(SYS_rt_sigaction, sig, NULL, &old, sizeof(uint64_t)) == 0 && old.handler == (void *)SIG_IGN)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
 	}
 }
 
@@ -804,6 +815,9 @@ void berth_run_plan(int sync_fd) {
 	int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
 		signal(fatal[i], SIG_DFL);
+	// A reader gone from the socket or the fifo is an error to report, not a silent death
+	// (reset before exec with the other ignored signals).
+	signal(SIGPIPE, SIG_IGN);
 	char hdr[8];
 	read_sock(hdr, sizeof(hdr));
 	if (memcmp(hdr, "BPL1", 4) != 0) {
