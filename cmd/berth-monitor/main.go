@@ -1,6 +1,8 @@
-// Command berth-monitor is the per-container monitor (package container/monitor): one per
-// running container, started by the CLI as `berth-monitor <ctr>/monitor.json` with fd 3 the
-// sync socket. One runs per container, so it is built lean and static, standard library only:
+// Command berth-monitor is the container monitor (package container/monitor): the data root's
+// hub (`berth-monitor --hub <root>/monitor.sock`, fd 3 the locked <root>/monitor.lock),
+// supervising every running container, or with BERTH_MONITOR_HUB=0 one container's monitor
+// (`berth-monitor <ctr>/monitor.json`, fd 3 the sync socket). It is built lean and static,
+// standard library only:
 //
 //	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o bin/berth-monitor ./cmd/berth-monitor
 //

@@ -1,6 +1,8 @@
-// Package monitor is the per-container supervisor (berth's conmon): one small process per
-// running container, started by the CLI, that outlives it. It must stay lean (see
-// cmd/berth-monitor): standard library only, no package-level init work.
+// Package monitor is the container supervisor (berth's conmon). By default one process per
+// data root, the hub (hub.go), runs one supervisor per running container; with
+// BERTH_MONITOR_HUB=0 each container gets a monitor process of its own, as below. Either way
+// it is started by the CLI and outlives it. It must stay lean (see cmd/berth-monitor):
+// standard library only, no package-level init work.
 //
 // # Life of a monitor
 //
