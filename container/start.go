@@ -353,10 +353,11 @@ func (m *Manager) handToHub(cfgPath string, sync *os.File, held []*os.File) (int
 			return 0, err
 		}
 		if unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			// No hub: start one; it inherits the locked file (fd 3) and holds it for life.
+			// No hub: start one with this container; it inherits the locked file (fd 3)
+			// and holds it for life, the sync socket (fd 4) and the held ports (5...).
 			cmd := exec.Command(m.Bin.Monitor, "--hub", sock)
-			cmd.ExtraFiles = []*os.File{lf}
-			cmd.Env = monitorEnv
+			cmd.ExtraFiles = append([]*os.File{lf, sync}, held...)
+			cmd.Env = append(slices.Clone(monitorEnv), monitor.HubFirstEnv+"="+cfgPath, monitor.HubHeldEnv+"="+strconv.Itoa(len(held)))
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			err = cmd.Start()
 			lf.Close()
@@ -364,9 +365,9 @@ func (m *Manager) handToHub(cfgPath string, sync *os.File, held []*os.File) (int
 				return 0, fmt.Errorf("start the container monitor %s: %w", m.Bin.Monitor, err)
 			}
 			go cmd.Wait()
-		} else {
-			lf.Close()
+			return cmd.Process.Pid, nil
 		}
+		lf.Close()
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("%w: the container monitor hub (%s) does not answer", ErrStart, sock)
 		}

@@ -21,6 +21,13 @@ import (
 	"syscall"
 )
 
+// HubFirstEnv and HubHeldEnv carry the hub starter's container: its monitor.json and how
+// many held descriptors follow its sync socket (fd 4).
+const (
+	HubFirstEnv = "_BERTH_HUB_FIRST"
+	HubHeldEnv  = "_BERTH_HUB_HELD"
+)
+
 // maxHeld is how many held descriptors one request may carry (SCM_MAX_FD is 253, one is the
 // sync socket).
 const maxHeld = 250
@@ -36,11 +43,18 @@ type hub struct {
 }
 
 // HubMain runs a hub listening on sock; fd 3 is <root>/monitor.lock, locked by the caller.
-func HubMain(args []string, sock string) int {
+// The caller that starts the hub brings its own container along (no round trip on the socket
+// for it): first is its monitor.json, with the sync socket at fd 4 and held descriptors
+// from 5 (held of them).
+func HubMain(args []string, sock, first string, held int) int {
 	tune(args)
 	ignoreSignals(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
 	syscall.Chdir("/")
-	closeInherited(0) // keeps fd 3, the lock, close-on-exec
+	keep := 0
+	if first != "" {
+		keep = 1 + held
+	}
+	closeInherited(keep) // fd 3 (the lock) and 4..3+keep stay, close-on-exec
 	if err := becomeSubreaper(); err != nil {
 		return 1
 	}
@@ -49,6 +63,14 @@ func HubMain(args []string, sock string) int {
 		return 1
 	}
 	h := &hub{ln: ln, sock: sock}
+	if first != "" {
+		fds := []int{4}
+		for i := 0; i < held; i++ {
+			fds = append(fds, 5+i)
+		}
+		h.active = 1
+		h.start(first, fds)
+	}
 	for {
 		conn, err := accept(ln)
 		if err != nil {
@@ -80,13 +102,19 @@ func (h *hub) serve(conn *os.File) {
 	}
 	h.active++
 	h.mu.Unlock()
+	h.start(path, fds)
+	conn.Write([]byte("ok " + strconv.Itoa(os.Getpid()) + "\n"))
+}
+
+// start runs a supervisor for the container of monitor.json path; fds are its sync socket
+// and held descriptors. The caller has counted it in active.
+func (h *hub) start(path string, fds []int) {
 	syscall.SetNonblock(fds[0], true)
 	m := &supervisor{sync: os.NewFile(uintptr(fds[0]), "sync"), null: -1, r: &procs, lock: -1, held: fds[1:], inHub: true}
 	m.id = strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(h.seq.Add(1), 10)
 	if fd, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0); err == nil {
 		m.null = fd
 	}
-	conn.Write([]byte("ok " + strconv.Itoa(os.Getpid()) + "\n"))
 	go func() {
 		if err := m.load(path); err != nil {
 			sendSync(m.sync, &SyncMsg{Error: "monitor: " + err.Error()})

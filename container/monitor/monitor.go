@@ -65,7 +65,13 @@ var procs reaper
 // process's exit status. See the package comment for what it does.
 func Main(args []string) int {
 	if len(args) == 3 && args[1] == "--hub" {
-		return HubMain(args, args[2])
+		// The starter's own container comes in the environment, not on the command line,
+		// which must name no container (the hub outlives them).
+		first := os.Getenv(HubFirstEnv)
+		held, _ := strconv.Atoi(os.Getenv(HubHeldEnv))
+		os.Unsetenv(HubFirstEnv)
+		os.Unsetenv(HubHeldEnv)
+		return HubMain(args, args[2], first, held)
 	}
 	tune(args) // first: it may re-execute the monitor
 	ignoreSignals(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
