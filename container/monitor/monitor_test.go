@@ -203,6 +203,7 @@ func (c *ctr) begin(h *Hello) *conn {
 	var a *conn
 	if h != nil {
 		a = c.attach(*h)
+		a.waitAttached() // as the CLI does: output before registration would be missed
 	}
 	c.sendStart()
 	if m := c.readSync(); !m.Started {
@@ -313,6 +314,17 @@ func (a *conn) send(typ byte, p []byte) {
 	if _, err := a.c.Write(makeFrame(typ, p)); err != nil {
 		a.t.Fatal(err)
 	}
+}
+
+// waitAttached reads the registration notice, the first frame.
+func (a *conn) waitAttached() {
+	a.t.Helper()
+	a.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var h [5]byte
+	if _, err := io.ReadFull(a.r, h[:]); err != nil || h[0] != FrameAttached || binary.BigEndian.Uint32(h[1:]) != 0 {
+		a.t.Fatalf("attach: first frame %v %v, want FrameAttached", h, err)
+	}
+	a.attached = true
 }
 
 func (a *conn) frame() (byte, []byte, error) {
