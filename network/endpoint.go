@@ -304,6 +304,8 @@ func (s *Store) Release(ctx context.Context, cid string, rules bool) error {
 	}
 	all, _ := s.list()
 	for _, n := range all {
+		// A record being written when its writer was killed (writeJSON's temporary).
+		os.Remove(s.endpointPath(n.ID, cid) + ".tmp")
 		if _, err := os.Stat(s.endpointPath(n.ID, cid)); err != nil {
 			// A lease may exist without its record (the setup died between them); finding
 			// one means reading every lease of the network, which Reconcile does.
@@ -331,7 +333,7 @@ func (s *Store) Reconcile(ctx context.Context, keep func(cid string) bool) {
 		}
 		ents, _ = os.ReadDir(s.EndpointsDir(n.ID))
 		for _, e := range ents {
-			owners[strings.TrimSuffix(e.Name(), ".json")] = true
+			owners[strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".tmp"), ".json")] = true
 		}
 	}
 	if tags, err := s.fw.Tags(); err == nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -73,10 +74,14 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	defer unlock()
 	var cg *cgroups.Manager
 	var initPid int
+	// waitCgroup returns the result of a cgroup creation running in the background (nil when
+	// none was started); the clean-up below must not race with it.
+	waitCgroup := func() error { return nil }
 	defer func() {
 		if err == nil {
 			return
 		}
+		waitCgroup()
 		if initPid > 0 {
 			unix.Kill(initPid, unix.SIGKILL)
 		}
@@ -100,12 +105,24 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		return nil
 	}
 	// On cgroup v2 the child is born in its cgroup, which must exist first; elsewhere the
-	// cgroup is made while the child starts (see spawn).
+	// cgroup is made in the background from here on, while this goroutine prepares and
+	// starts the child, which is moved in before it gets its plan or configuration (see
+	// spawn): with the C init the child is ready in 2 ms, and a v1 cgroup (a directory and
+	// files per hierarchy) takes longer than that.
 	deferCgroup := cg.Mode() != cgroups.Unified
 	if !deferCgroup {
 		if err = createCgroup(); err != nil {
 			cg = existingOrNil(cg)
 			return 0, err
+		}
+	} else {
+		done := make(chan error, 1)
+		go func() { done <- createCgroup() }()
+		var once sync.Once
+		var cgErr error
+		waitCgroup = func() error {
+			once.Do(func() { cgErr = <-done })
+			return cgErr
 		}
 	}
 
@@ -132,7 +149,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 
 	so := spawnOpts{cgroup: cg, stdio: o.Stdio, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings}
 	if deferCgroup {
-		so.whileStarting = createCgroup
+		so.whileStarting = waitCgroup
 	}
 	so.preserve(o.PreserveFds)
 	for clock, off := range spec.Linux.TimeOffsets {
@@ -183,15 +200,6 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	}
 	defer ch.conn.Close()
 	initPid = ch.pid
-	st := &state.State{
-		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Pid: ch.pid, PidStart: state.StartTime(ch.pid),
-		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupsPath: spec.Linux.CgroupsPath,
-		Systemd: r.Systemd, Namespaces: namespaces, Config: spec,
-	}
-	if err = state.Save(dir, st); err != nil {
-		return 0, err
-	}
-	r.loaded(st)
 	ociState := &specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreating, Pid: ch.pid, Bundle: bundle, Annotations: spec.Annotations}
 	cfg.State = ociState
 	if so.plan {
@@ -205,6 +213,17 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	} else if err = ch.conn.Send(handshake.Message{Kind: handshake.KindConfig, Config: cfg}); err != nil {
 		return 0, err
 	}
+	// The state record is written while the child sets itself up (nothing reads it before
+	// create returns: the container lock is held until then).
+	st := &state.State{
+		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Pid: ch.pid, PidStart: state.StartTime(ch.pid),
+		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupsPath: spec.Linux.CgroupsPath,
+		Systemd: r.Systemd, Namespaces: namespaces, Config: spec,
+	}
+	if err = state.Save(dir, st); err != nil {
+		return 0, err
+	}
+	r.loaded(st)
 	if _, err = ch.conn.Expect(handshake.KindHooks); err != nil {
 		return 0, err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -142,8 +144,25 @@ func (m *Manager) Apply(pid int) error {
 	if err != nil {
 		return err
 	}
+	if m.mode != Unified && m.applyV1(lm, pid) == nil {
+		return nil
+	}
 	if err := lm.Apply(pid); err != nil {
 		return fmt.Errorf("move pid %d into cgroup %s: %w", pid, m.path, err)
+	}
+	return nil
+}
+
+// applyV1 writes pid into every hierarchy's cgroup.procs of a cgroup Create made. The
+// library's Apply first re-ensures every directory and copies cpuset values down from the
+// parents again, which Create already did; on the start path that is a few milliseconds.
+// Any failure falls back to the library.
+func (m *Manager) applyV1(lm cgroups.Manager, pid int) error {
+	b := []byte(strconv.Itoa(pid))
+	for _, dir := range lm.GetPaths() {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), b, 0); err != nil {
+			return err
+		}
 	}
 	return nil
 }
