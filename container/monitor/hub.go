@@ -110,7 +110,7 @@ func (h *hub) serve(conn *os.File) {
 // and held descriptors. The caller has counted it in active.
 func (h *hub) start(path string, fds []int) {
 	syscall.SetNonblock(fds[0], true)
-	m := &supervisor{sync: os.NewFile(uintptr(fds[0]), "sync"), null: -1, r: &procs, lock: -1, held: fds[1:], inHub: true}
+	m := &supervisor{sync: os.NewFile(uintptr(fds[0]), "sync"), null: -1, r: &procs, lock: -1, held: fds[1:]}
 	m.id = strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(h.seq.Add(1), 10)
 	if fd, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0); err == nil {
 		m.null = fd
@@ -170,38 +170,11 @@ func closeAll(fds []int) {
 
 // recvRequest reads the path and the descriptors of one request.
 func recvRequest(c *os.File) (string, []int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return "", nil, err
+	b, fds, err := recvRights(c, 4096, maxHeld+1)
+	if err == nil && (len(fds) == 0 || len(b) == 0) {
+		err = errors.New("hub: bad request")
 	}
-	buf := make([]byte, 4096)
-	oob := make([]byte, syscall.CmsgSpace(4*(maxHeld+1)))
-	var n, oobn int
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		n, oobn, _, _, rerr = syscall.Recvmsg(int(fd), buf, oob, syscall.MSG_CMSG_CLOEXEC)
-		return rerr != syscall.EAGAIN && rerr != syscall.EINTR
-	})
-	if err == nil {
-		err = rerr
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
-	if err != nil {
-		return "", nil, err
-	}
-	var fds []int
-	for i := range msgs {
-		if f, err := syscall.ParseUnixRights(&msgs[i]); err == nil {
-			fds = append(fds, f...)
-		}
-	}
-	if len(fds) == 0 || n == 0 {
-		return "", fds, errors.New("hub: bad request")
-	}
-	return string(buf[:n]), fds, nil
+	return string(b), fds, err
 }
 
 // lockMonitor takes <ctr>/monitor.lock for the supervisor's life; the engine tests it to know

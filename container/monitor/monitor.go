@@ -52,10 +52,9 @@ type supervisor struct {
 
 	oomBase uint64
 
-	inHub bool   // one of several supervisors in a hub process
-	id    string // State.MonitorID
-	held  []int  // in a hub: the held descriptors (a monitor process keeps them at 4...)
-	lock  int    // the fd holding <ctr>/monitor.lock, -1 if none
+	id   string // State.MonitorID
+	held []int  // in a hub: the held descriptors (a monitor process keeps them at 4...)
+	lock int    // the fd holding <ctr>/monitor.lock, -1 if none
 }
 
 // procs reaps for every supervisor of the process.

@@ -176,12 +176,26 @@ func accept(l *os.File) (*os.File, error) {
 // recvFd receives one descriptor sent with SCM_RIGHTS on the connected socket c (as runc
 // sends a pty master: the name as data, the fd in the rights).
 func recvFd(c *os.File) (int, error) {
-	rc, err := c.SyscallConn()
+	_, fds, err := recvRights(c, 256, 4)
 	if err != nil {
 		return -1, err
 	}
-	buf := make([]byte, 256)
-	oob := make([]byte, syscall.CmsgSpace(4*4))
+	if len(fds) == 0 {
+		return -1, errors.New("console socket: no pty master received")
+	}
+	closeAll(fds[1:])
+	return fds[0], nil
+}
+
+// recvRights reads one message of at most size bytes from c with up to maxFds descriptors
+// (SCM_RIGHTS, received close-on-exec).
+func recvRights(c *os.File, size, maxFds int) ([]byte, []int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, nil, err
+	}
+	buf := make([]byte, size)
+	oob := make([]byte, syscall.CmsgSpace(4*maxFds))
 	var n, oobn int
 	var rerr error
 	err = rc.Read(func(fd uintptr) bool {
@@ -192,11 +206,11 @@ func recvFd(c *os.File) (int, error) {
 		err = rerr
 	}
 	if err != nil {
-		return -1, err
+		return nil, nil, err
 	}
 	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
 	if err != nil {
-		return -1, err
+		return nil, nil, err
 	}
 	var fds []int
 	for i := range msgs {
@@ -204,14 +218,7 @@ func recvFd(c *os.File) (int, error) {
 			fds = append(fds, f...)
 		}
 	}
-	if len(fds) == 0 {
-		_ = n
-		return -1, errors.New("console socket: no pty master received")
-	}
-	for _, f := range fds[1:] {
-		syscall.Close(f)
-	}
-	return fds[0], nil
+	return buf[:n], fds, nil
 }
 
 // setWinsize applies a window size to the pty master f.

@@ -82,26 +82,35 @@ void berth_read_all(int fd, void *buf, size_t len) {
 static void write_all(const void *buf, size_t len) { berth_write_all(sync_fd, buf, len); }
 static void read_all(void *buf, size_t len) { berth_read_all(sync_fd, buf, len); }
 
+// berth_errmsg formats fmt into msg and appends ": <errno text>" when err is set, spelt in
+// lower case as Go spells it (the engine matches "no such file or directory" and "permission
+// denied" to choose exit codes 127 and 126). It returns the length.
+size_t berth_errmsg(char *msg, size_t size, int err, const char *fmt, va_list ap) {
+	int n = vsnprintf(msg, size, fmt, ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= size)
+		n = (int)size - 1;
+	if (err) {
+		snprintf(msg + n, size - (size_t)n, ": %s", strerror(err));
+		if ((size_t)n + 2 < size && msg[n + 2] >= 'A' && msg[n + 2] <= 'Z')
+			msg[n + 2] = (char)(msg[n + 2] - 'A' + 'a');
+	}
+	return strlen(msg);
+}
+
 static void bail(const char *fmt, ...) {
 	char msg[512];
 	int saved = errno;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = berth_errmsg(msg, sizeof(msg), saved, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(msg))
-		n = sizeof(msg) - 1;
-	if (saved)
-		n += snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
-	if ((size_t)n >= sizeof(msg))
-		n = sizeof(msg) - 1;
 	char tag = 'E';
 	int32_t len = n;
 	write_all(&tag, 1);
 	write_all(&len, sizeof(len));
-	write_all(msg, (size_t)n);
+	write_all(msg, n);
 	_exit(1);
 }
 

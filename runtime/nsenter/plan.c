@@ -70,19 +70,8 @@ static void fail(const char *fmt, ...) {
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	berth_errmsg(msg, sizeof(msg), saved, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(msg))
-		n = sizeof(msg) - 1;
-	if (saved) {
-		// Go spells errno texts in lower case ("no such file or directory"), and the engine
-		// matches on them to choose exit codes 126 and 127.
-		int m = snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
-		if (m > 2 && (size_t)n + 2 < sizeof(msg) && msg[n + 2] >= 'A' && msg[n + 2] <= 'Z')
-			msg[n + 2] = (char)(msg[n + 2] - 'A' + 'a');
-	}
 	if (ready_sent) {
 		dprintf(2, "berth init: %s\n", msg);
 		_exit(127);
@@ -294,14 +283,10 @@ static void fs_fail(int fsfd, const char *fstype, const char *what) {
 		size_t l = strlen(logs);
 		snprintf(logs + l, sizeof(logs) - l, "%s%s", l ? "; " : "", buf);
 	}
-	errno = 0;
-	char err[128];
-	snprintf(err, sizeof(err), "%s", strerror(saved));
-	if (err[0] >= 'A' && err[0] <= 'Z')
-		err[0] = (char)(err[0] - 'A' + 'a');
+	errno = saved;
 	if (logs[0])
-		fail("fsconfig %s %s: %s (%s)", fstype, what, err, logs);
-	fail("fsconfig %s %s: %s", fstype, what, err);
+		fail("fsconfig %s %s (%s)", fstype, what, logs);
+	fail("fsconfig %s %s", fstype, what);
 }
 
 static int fs_new(const char *fstype, const char *source, char **data, uint64_t attrs) {

@@ -3,6 +3,7 @@
 #ifndef BERTH_PLAN_H
 #define BERTH_PLAN_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #define OP_CLOSE_INHERITED 1
@@ -41,5 +42,6 @@
 void berth_run_plan(int sync_fd) __attribute__((noreturn));
 void berth_write_all(int fd, const void *buf, size_t len);
 void berth_read_all(int fd, void *buf, size_t len);
+size_t berth_errmsg(char *msg, size_t size, int err, const char *fmt, va_list ap);
 
 #endif
