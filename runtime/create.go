@@ -199,19 +199,57 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		return 0, err
 	}
 	defer ch.conn.Close()
-	initPid = ch.pid
-	ociState := &specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreating, Pid: ch.pid, Bundle: bundle, Annotations: spec.Annotations}
-	cfg.State = ociState
-	if so.plan {
-		plan, perr := buildPlan(cfg, syncFd, ch.pid)
-		if perr != nil {
-			return 0, perr
+	awaited := false
+	await := func() error {
+		awaited = true
+		if err := ch.await(); err != nil {
+			return err
 		}
-		if _, err = ch.conn.File().Write(plan); err != nil {
+		initPid = ch.pid
+		return nil
+	}
+	if so.plan {
+		// A child that failed on the first part has said why and gone: report that, not
+		// the broken pipe.
+		send := func(part []byte) error {
+			if _, err := ch.sock.Write(part); err != nil {
+				if m, rerr := ch.conn.Recv(); rerr == nil && m.Kind == handshake.KindError {
+					return errors.New(m.Error)
+				}
+				return err
+			}
+			return nil
+		}
+		// The plan's first part goes out at once: the child sets up its mounts while we wait
+		// for its pid and move it into its cgroups.
+		rest, perr := buildPlan(cfg, syncFd, func(part []byte) (int, error) {
+			if err := send(part); err != nil {
+				return 0, err
+			}
+			err := await()
+			return ch.pid, err
+		})
+		if perr == nil && !awaited {
+			perr = await()
+		}
+		if perr == nil {
+			perr = send(rest)
+		}
+		if err = perr; err != nil {
+			if !awaited {
+				ch.kill()
+			}
 			return 0, err
 		}
-	} else if err = ch.conn.Send(handshake.Message{Kind: handshake.KindConfig, Config: cfg}); err != nil {
+	} else if err = await(); err != nil {
 		return 0, err
+	}
+	ociState := &specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreating, Pid: ch.pid, Bundle: bundle, Annotations: spec.Annotations}
+	cfg.State = ociState
+	if !so.plan {
+		if err = ch.conn.Send(handshake.Message{Kind: handshake.KindConfig, Config: cfg}); err != nil {
+			return 0, err
+		}
 	}
 	// The state record is written while the child sets itself up (nothing reads it before
 	// create returns: the container lock is held until then).

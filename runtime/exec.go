@@ -80,6 +80,9 @@ func (r *Runtime) Exec(id string, o ExecOpts) (int, error) {
 		return 0, err
 	}
 	defer ch.conn.Close()
+	if err := ch.await(); err != nil {
+		return 0, err
+	}
 	if err := ch.conn.Send(handshake.Message{Kind: handshake.KindConfig, Config: cfg}); err != nil {
 		return 0, err
 	}

@@ -64,18 +64,28 @@ var openat2Available = sync.OnceValue(func() bool {
 	return true
 })
 
-// buildPlan writes the whole plan for the container's init; syncFd is the socket's number
-// in the child, pid the child.
-func buildPlan(cfg *handshake.Config, syncFd, pid int) ([]byte, error) {
+// buildPlan writes the plan for the container's init; syncFd is the socket's number in the
+// child. inCgroup is called once, at the first step that needs the child in its cgroups: it
+// sends the part written so far, waits for the child to be there and returns its pid; the
+// result is the rest of the plan.
+func buildPlan(cfg *handshake.Config, syncFd int, inCgroup func(part []byte) (int, error)) ([]byte, error) {
 	spec := cfg.Spec
 	p := spec.Process
 	var pl initplan.Plan
 	keep := []any{3 + cfg.PreserveFds, syncFd, cfg.FifoFd}
 	pl.Add(initplan.OpCloseInherited, keep...)
-	if cfg.NewCgroupNS {
-		pl.Add(initplan.OpUnshare, uint64(unix.CLONE_NEWCGROUP))
+	enter := func(pl *initplan.Plan) (int, error) {
+		pid, err := inCgroup(pl.Flush())
+		if err != nil {
+			return 0, err
+		}
+		// A cgroup namespace takes its root from the cgroup the process is in when it is made.
+		if cfg.NewCgroupNS {
+			pl.Add(initplan.OpUnshare, uint64(unix.CLONE_NEWCGROUP))
+		}
+		return pid, nil
 	}
-	if err := rootfs.Plan(&pl, spec, rootfs.PlanOptions{Rootfs: cfg.Rootfs, Pid: pid, NewCgroupNS: cfg.NewCgroupNS}); err != nil {
+	if err := rootfs.Plan(&pl, spec, rootfs.PlanOptions{Rootfs: cfg.Rootfs, InCgroup: enter, NewCgroupNS: cfg.NewCgroupNS}); err != nil {
 		return nil, err
 	}
 	if initproc.HasNamespace(spec, specs.UTSNamespace) {

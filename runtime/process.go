@@ -59,10 +59,17 @@ func (o *spawnOpts) inherit(f *os.File) int {
 	return 3 + len(o.extra) - 1
 }
 
-// child is a spawned init/exec process after runtime/nsenter's byte protocol, in its cgroup.
+// child is a spawned init/exec process; after await, past runtime/nsenter's byte protocol and
+// in its cgroup.
 type child struct {
-	pid  int
+	pid  int // the process that runs the container program (after await)
 	conn *handshake.Conn
+	proc *os.Process // the process started, an intermediate when it forks into a pid ns
+	sock *os.File
+	o    spawnOpts
+	// bornInCgroup: started with CLONE_INTO_CGROUP, no move needed.
+	bornInCgroup bool
+	reaped       bool
 }
 
 var nsNames = map[specs.LinuxNamespaceType]string{
@@ -78,10 +85,22 @@ var nsFlags = map[specs.LinuxNamespaceType]int{
 	specs.CgroupNamespace: unix.CLONE_NEWCGROUP, specs.TimeNamespace: unix.CLONE_NEWTIME,
 }
 
-// spawn starts `berth init` from the sealed executable and runs the pre-Go protocol of
-// runtime/nsenter (nsenter.c describes it). It returns the pid that will run the container
-// program and the socket for runtime/handshake. On error nothing is left running.
+// spawn starts `berth init` from the sealed executable; child.await then runs the pre-Go
+// protocol of runtime/nsenter (nsenter.c describes it), which yields the pid that will run the
+// container program. The socket is for the plan and runtime/handshake. On error nothing is
+// left running.
 func spawn(o spawnOpts) (*child, error) {
+	var joins []string
+	for _, j := range o.join {
+		joins = append(joins, nsNames[j.typ]+":"+j.path)
+	}
+	// The container inherits the runtime's stdio unless told otherwise, as with runc: engines
+	// hand their pipes or fifos to the runtime for exactly this.
+	for i, def := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if o.stdio[i] == nil {
+			o.stdio[i] = def
+		}
+	}
 	sealed, _, err := exeseal.Open()
 	if err != nil {
 		return nil, fmt.Errorf("seal runtime binary: %w", err)
@@ -102,18 +121,7 @@ func spawn(o spawnOpts) (*child, error) {
 	childSock := os.NewFile(uintptr(fds[1]), "sync-child")
 	defer childSock.Close()
 
-	var joins []string
-	for _, j := range o.join {
-		joins = append(joins, nsNames[j.typ]+":"+j.path)
-	}
 	extra := append(append([]*os.File(nil), o.extra...), childSock)
-	// The container inherits the runtime's stdio unless told otherwise, as with runc: engines
-	// hand their pipes or fifos to the runtime for exactly this.
-	for i, def := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
-		if o.stdio[i] == nil {
-			o.stdio[i] = def
-		}
-	}
 	cmd := &exec.Cmd{
 		Path: fmt.Sprintf("/proc/self/fd/%d", exeFd),
 		Args: []string{"berth", "init"},
@@ -149,15 +157,30 @@ func spawn(o spawnOpts) (*child, error) {
 		parentSock.Close()
 		return nil, fmt.Errorf("start init: %w", err)
 	}
-	c := &child{conn: handshake.New(parentSock)}
-	fail := func(err error) (*child, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if c.pid > 0 && c.pid != cmd.Process.Pid {
-			unix.Kill(c.pid, unix.SIGKILL)
-		}
-		parentSock.Close()
-		return nil, err
+	return &child{conn: handshake.New(parentSock), proc: cmd.Process, sock: parentSock, o: o, bornInCgroup: cmd.SysProcAttr.UseCgroupFD}, nil
+}
+
+// kill ends a child that will not be used, whatever state it is in; the closed socket ends a
+// grandchild whose pid was not reported yet.
+func (c *child) kill() {
+	if !c.reaped {
+		c.proc.Kill()
+		c.proc.Wait()
+		c.reaped = true
+	}
+	if c.pid > 0 && c.pid != c.proc.Pid {
+		unix.Kill(c.pid, unix.SIGKILL)
+	}
+	c.sock.Close()
+}
+
+// await runs nsenter's protocol up to the pid report ('P') and puts that process in its
+// cgroup. On error the child is gone.
+func (c *child) await() error {
+	o, parentSock := c.o, c.sock
+	fail := func(err error) error {
+		c.kill()
+		return err
 	}
 	if o.whileStarting != nil {
 		if err := o.whileStarting(); err != nil {
@@ -172,7 +195,7 @@ func spawn(o spawnOpts) (*child, error) {
 		}
 		switch tag {
 		case 'U':
-			if err := writeIDMaps(cmd.Process.Pid, o.uidMaps, o.gidMaps); err != nil {
+			if err := writeIDMaps(c.proc.Pid, o.uidMaps, o.gidMaps); err != nil {
 				return fail(err)
 			}
 			if _, err := parentSock.Write([]byte{'u'}); err != nil {
@@ -196,20 +219,21 @@ func spawn(o spawnOpts) (*child, error) {
 			return fail(fmt.Errorf("nsenter: unexpected sync byte %q", tag))
 		}
 	}
-	if o.cgroup != nil && !cmd.SysProcAttr.UseCgroupFD {
-		// Still in the runtime's cgroup, starting Go: nothing of the container runs before
-		// the config that follows this move.
+	if o.cgroup != nil && !c.bornInCgroup {
+		// Still in the runtime's cgroup: nothing of the container program runs before the
+		// plan's second part or the Go init's configuration, which follow this move.
 		if err := o.cgroup.Apply(c.pid); err != nil {
 			return fail(fmt.Errorf("join cgroup: %w", err))
 		}
 	}
-	if c.pid != cmd.Process.Pid {
+	if c.pid != c.proc.Pid {
 		// The intermediate forked into the pid namespace and exits now; reap it.
-		cmd.Wait()
+		c.proc.Wait()
+		c.reaped = true
 	} else {
-		cmd.Process.Release()
+		c.proc.Release()
 	}
-	return c, nil
+	return nil
 }
 
 func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {

@@ -44,13 +44,14 @@ const (
 	OpReady
 	OpWaitFifo
 	OpExec
+	OpMore
 )
 
 // names are the C names of the operations, in order (the test compares them with plan.h).
 var names = []string{"", "CLOSE_INHERITED", "UNSHARE", "MOUNT", "OPEN_ROOT", "MOUNT_FS", "BIND",
 	"CGROUP_TMPFS", "CGROUP_HIER", "CGROUP_DONE", "MKNOD", "SYMLINK", "HOOKS", "PIVOT", "WRITE",
 	"READONLY", "MASK", "RO_ROOT", "CHDIR_ROOT", "HOSTNAME", "DOMAINNAME", "KEYRING", "RLIMIT",
-	"IOPRIO", "LOOKPATH", "CWD", "SECCOMP", "CAPS", "NNP", "CLOSE_EXTRA", "READY", "WAIT_FIFO", "EXEC"}
+	"IOPRIO", "LOOKPATH", "CWD", "SECCOMP", "CAPS", "NNP", "CLOSE_EXTRA", "READY", "WAIT_FIFO", "EXEC", "MORE"}
 
 // maxArgs is plan.c's MAX_ARGS.
 const maxArgs = 16
@@ -124,8 +125,18 @@ func (p *Plan) Ops() []string {
 	return out
 }
 
-// Bytes is the plan as sent: "BPL1", the length, the operations.
+// Bytes is the plan (or its last part) as sent: "BPL1", the length, the operations.
 func (p *Plan) Bytes() []byte {
 	out := append([]byte("BPL1"), binary.NativeEndian.AppendUint32(nil, uint32(len(p.buf)))...)
 	return append(out, p.buf...)
+}
+
+// Flush ends the part written so far with OpMore and returns it as sent; what is added next
+// forms the next part. The process starts on a part while the runtime is still writing the
+// next one (the runtime moves it into its cgroups meanwhile).
+func (p *Plan) Flush() []byte {
+	p.Add(OpMore)
+	out := p.Bytes()
+	p.buf = nil
+	return out
 }

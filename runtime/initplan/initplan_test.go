@@ -21,8 +21,8 @@ func TestOpsMatchPlanH(t *testing.T) {
 		}
 		found++
 	}
-	if found != len(names)-1 || int(OpExec) != len(names)-1 {
-		t.Errorf("plan.h has %d operations, initplan %d (last %d)", found, len(names)-1, OpExec)
+	if found != len(names)-1 || int(OpMore) != len(names)-1 {
+		t.Errorf("plan.h has %d operations, initplan %d (last %d)", found, len(names)-1, OpMore)
 	}
 }
 

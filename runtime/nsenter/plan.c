@@ -11,9 +11,11 @@
 // namespaces, terminals, hooks inside the container, idmapped or tmpcopyup mounts, no_pivot,
 // LSM labels, schedulers, seccomp notify) keep using the Go init (runtime/initproc).
 //
-// Wire format (after nsenter's 'P'): "BPL1", u32 length, then operations: u16 op, u16 argc,
-// and argc arguments of u32 length + bytes. Numbers are u64 arguments of 8 bytes, native
-// endian. Replies use runtime/handshake's JSON lines: {"kind":"hooks"}, {"kind":"ready"} and
+// Wire format: "BPL1", u32 length, then operations: u16 op, u16 argc, and argc arguments of
+// u32 length + bytes. Numbers are u64 arguments of 8 bytes, native endian. OP_MORE ends a part
+// and another "BPL1" part follows: the runtime sends the first part as soon as it has started
+// the process (before nsenter's 'P'), and the rest once it has moved the process into its
+// cgroups. Replies use runtime/handshake's JSON lines: {"kind":"hooks"}, {"kind":"ready"} and
 // {"kind":"error","error":"..."}; the runtime answers hooks with {"kind":"resume"}.
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -794,6 +796,24 @@ static void op_exec(struct arg *a) {
 	fail("exec %s", argv[0] ? argv[0] : "");
 }
 
+// read_part reads one part of the plan: the runtime sends the steps that need the process in
+// its cgroups (cgroup mounts, cgroup namespace) as a second part, once it has moved it there,
+// so the first part runs meanwhile.
+static char *read_part(uint32_t *total) {
+	char hdr[8];
+	read_sock(hdr, sizeof(hdr));
+	if (memcmp(hdr, "BPL1", 4) != 0) {
+		errno = 0;
+		fail("plan: bad header");
+	}
+	memcpy(total, hdr + 4, 4);
+	char *buf = malloc(*total ? *total : 1);
+	if (buf == NULL)
+		fail("plan: out of memory");
+	read_sock(buf, *total);
+	return buf;
+}
+
 void berth_run_plan(int sync_fd) {
 	psync = sync_fd;
 	// A fault here must kill the process (the runtime then sees EOF), never loop.
@@ -803,19 +823,8 @@ void berth_run_plan(int sync_fd) {
 	// A reader gone from the socket or the fifo is an error to report, not a silent death
 	// (reset before exec with the other ignored signals).
 	signal(SIGPIPE, SIG_IGN);
-	char hdr[8];
-	read_sock(hdr, sizeof(hdr));
-	if (memcmp(hdr, "BPL1", 4) != 0) {
-		errno = 0;
-		fail("plan: bad header");
-	}
-	uint32_t total;
-	memcpy(&total, hdr + 4, 4);
-	char *buf = malloc(total);
-	if (buf == NULL)
-		fail("plan: out of memory");
-	read_sock(buf, total);
-	uint32_t off = 0;
+	uint32_t total, off = 0;
+	char *buf = read_part(&total);
 	while (off + 4 <= total) {
 		uint16_t op, argc;
 		memcpy(&op, buf + off, 2);
@@ -962,6 +971,11 @@ void berth_run_plan(int sync_fd) {
 			break;
 		case OP_EXEC:
 			op_exec(a);
+			break;
+		case OP_MORE: // nothing refers into the finished part any more
+			free(buf);
+			buf = read_part(&total);
+			off = 0;
 			break;
 		default:
 			fail("plan: unknown operation %u", op);

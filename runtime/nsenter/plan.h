@@ -38,6 +38,7 @@
 #define OP_READY 30
 #define OP_WAIT_FIFO 31
 #define OP_EXEC 32
+#define OP_MORE 33
 
 void berth_run_plan(int sync_fd) __attribute__((noreturn));
 void berth_write_all(int fd, const void *buf, size_t len);

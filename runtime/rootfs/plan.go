@@ -23,11 +23,16 @@ import (
 // PlanOptions are the facts Plan needs beyond the spec.
 type PlanOptions struct {
 	Rootfs string
-	// Pid is the container's first process, already in its cgroups (its /proc/PID/cgroup
-	// names the v1 hierarchies to show).
-	Pid int
+	// InCgroup is called once, before the first step that needs the process in its cgroups
+	// (a cgroup mount; at the latest, the hooks). It returns the process's pid, in its cgroups
+	// by then (its /proc/PID/cgroup names the v1 hierarchies to show), and may end the plan's
+	// first part (initplan.Plan.Flush) and add the cgroup namespace's unshare. Nil means this
+	// process's cgroups (tests).
+	InCgroup func(*initplan.Plan) (int, error)
 	// NewCgroupNS: the process has (or is about to unshare) a cgroup namespace.
 	NewCgroupNS bool
+
+	pid func() (int, error) // InCgroup, called once
 }
 
 // PlanUnsupported says why the spec's filesystem cannot be planned ("" when it can): those
@@ -59,6 +64,20 @@ func Plan(p *initplan.Plan, spec *specs.Spec, o PlanOptions) error {
 	var linux specs.Linux
 	if spec.Linux != nil {
 		linux = *spec.Linux
+	}
+	pid, entered := 0, false
+	o.pid = func() (int, error) {
+		if entered {
+			return pid, nil
+		}
+		entered = true
+		if o.InCgroup == nil {
+			pid = os.Getpid()
+			return pid, nil
+		}
+		var err error
+		pid, err = o.InCgroup(p)
+		return pid, err
 	}
 	rootProp, err := rootPropagation(linux.RootfsPropagation)
 	if err != nil {
@@ -100,6 +119,9 @@ func Plan(p *initplan.Plan, spec *specs.Spec, o PlanOptions) error {
 		if devptsMounted(spec.Mounts) {
 			p.Add(initplan.OpSymlink, "/dev", "pts/ptmx", "ptmx", true)
 		}
+	}
+	if _, err := o.pid(); err != nil {
+		return err
 	}
 	p.Add(initplan.OpHooks)
 	p.Add(initplan.OpPivot)
@@ -190,6 +212,10 @@ func planMount(p *initplan.Plan, m *specs.Mount, po PlanOptions) error {
 }
 
 func planCgroup(p *initplan.Plan, dest string, o *mountOpts, po PlanOptions) error {
+	pid, err := po.pid() // also for cgroup2: the mount shows the namespace's root
+	if err != nil {
+		return err
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
 		return fmt.Errorf("statfs /sys/fs/cgroup: %w", err)
@@ -198,7 +224,7 @@ func planCgroup(p *initplan.Plan, dest string, o *mountOpts, po PlanOptions) err
 		p.Add(initplan.OpMountFS, dest, false, "cgroup2", "cgroup2", initplan.List(o.data), o.attrSet, o.recSet, o.recClr, props(o))
 		return nil
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/cgroup", po.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return err
 	}

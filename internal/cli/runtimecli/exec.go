@@ -74,10 +74,12 @@ func execCommand(rt *runtime.Runtime) *cobra.Command {
 				return fmt.Errorf("exec: give a command or --process FILE")
 			}
 			var term *terminal
+			var fwd *runtime.Forwarder
 			if !detach {
 				if err := runtime.BecomeSubreaper(); err != nil {
 					return err
 				}
+				fwd = runtime.NewForwarder()
 				if p.Terminal && o.ConsoleSocket == "" {
 					if term, err = newTerminal(); err != nil {
 						return err
@@ -99,7 +101,7 @@ func execCommand(rt *runtime.Runtime) *cobra.Command {
 			if detach {
 				return nil
 			}
-			code := runtime.WaitForward(pid)
+			code := fwd.Wait(pid)
 			if term != nil {
 				term.wait()
 			}

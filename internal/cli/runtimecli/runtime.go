@@ -163,10 +163,12 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
 			var term *terminal
+			var fwd *runtime.Forwarder
 			if !detach {
 				if err := runtime.BecomeSubreaper(); err != nil {
 					return err
 				}
+				fwd = runtime.NewForwarder()
 				spec, err := runtime.LoadSpec(o.Bundle)
 				if err != nil {
 					return err
@@ -197,7 +199,7 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 			if detach {
 				return nil
 			}
-			code := runtime.WaitForward(pid)
+			code := fwd.Wait(pid)
 			if term != nil {
 				term.wait()
 			}
