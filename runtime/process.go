@@ -69,7 +69,10 @@ type child struct {
 	o    spawnOpts
 	// bornInCgroup: started with CLONE_INTO_CGROUP, no move needed.
 	bornInCgroup bool
-	reaped       bool
+	// known is the pid that runs the container program when it is known before nsenter's
+	// report (0 otherwise).
+	known  int
+	reaped bool
 }
 
 var nsNames = map[specs.LinuxNamespaceType]string{
@@ -122,13 +125,21 @@ func spawn(o spawnOpts) (*child, error) {
 	defer childSock.Close()
 
 	extra := append(append([]*os.File(nil), o.extra...), childSock)
+	// Namespaces that need nothing done before their first process enters are created by
+	// clone itself, as crun does: the child starts as pid 1 of its pid namespace, and
+	// nsenter.c neither unshares nor forks an intermediate. Joining by path, user namespaces
+	// (id maps) and time namespaces (clock offsets) keep nsenter.c's way.
+	unshare, cloneflags := o.unshare, 0
+	if len(o.join) == 0 && unshare&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) == 0 {
+		unshare, cloneflags = 0, o.unshare
+	}
 	cmd := &exec.Cmd{
 		Path: fmt.Sprintf("/proc/self/fd/%d", exeFd),
 		Args: []string{"berth", "init"},
 		Env: []string{
 			"_BERTH_SYNC=" + strconv.Itoa(3+len(extra)-1),
 			"_BERTH_JOIN=" + strings.Join(joins, ","),
-			"_BERTH_UNSHARE=" + strconv.Itoa(o.unshare),
+			"_BERTH_UNSHARE=" + strconv.Itoa(unshare),
 			"_BERTH_TIMENS=" + o.timeOffsets,
 			// init is short-lived and allocates little: one P and no collector make the
 			// Go runtime start about a millisecond sooner (measured in bench/RESULTS.md).
@@ -136,7 +147,7 @@ func spawn(o spawnOpts) (*child, error) {
 		},
 		Stdin: o.stdio[0], Stdout: o.stdio[1], Stderr: o.stdio[2],
 		ExtraFiles:  extra,
-		SysProcAttr: &syscall.SysProcAttr{},
+		SysProcAttr: &syscall.SysProcAttr{Cloneflags: uintptr(cloneflags)},
 	}
 	if o.plan {
 		cmd.Env = append(cmd.Env, "_BERTH_PLAN=1")
@@ -157,7 +168,11 @@ func spawn(o spawnOpts) (*child, error) {
 		parentSock.Close()
 		return nil, fmt.Errorf("start init: %w", err)
 	}
-	return &child{conn: handshake.New(parentSock), proc: cmd.Process, sock: parentSock, o: o, bornInCgroup: cmd.SysProcAttr.UseCgroupFD}, nil
+	c := &child{conn: handshake.New(parentSock), proc: cmd.Process, sock: parentSock, o: o, bornInCgroup: cmd.SysProcAttr.UseCgroupFD}
+	if cloneflags&unix.CLONE_NEWPID != 0 {
+		c.known = cmd.Process.Pid // nsenter.c reports its own pid, 1 in the new namespace
+	}
+	return c, nil
 }
 
 // kill ends a child that will not be used, whatever state it is in; the closed socket ends a
@@ -207,6 +222,9 @@ func (c *child) await() error {
 				return fail(err)
 			}
 			c.pid = int(pid)
+			if c.known != 0 {
+				c.pid = c.known
+			}
 		case 'E':
 			var n int32
 			if err := binary.Read(r, binary.NativeEndian, &n); err != nil {

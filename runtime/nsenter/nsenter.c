@@ -10,7 +10,9 @@
 // Environment (set by runtime/process.go, removed before the container program runs):
 //   _BERTH_SYNC=<fd>          the child end of the sync socketpair
 //   _BERTH_JOIN=<t>:<path>,.. namespaces to join, t in user,mnt,pid,net,ipc,uts,cgroup,time
-//   _BERTH_UNSHARE=<flags>    CLONE_NEW* flags of namespaces to create (decimal)
+//   _BERTH_UNSHARE=<flags>    CLONE_NEW* flags of namespaces to create (decimal); 0 when the
+//                             runtime made them with clone flags (this process is then already
+//                             in them, pid 1 of a new pid namespace, and nothing forks)
 //   _BERTH_TIMENS=<offsets>   lines "monotonic|boottime <secs> <nanosecs>" for a new time ns
 //   _BERTH_PLAN=1             the container is set up by plan.c, not by Go (see there)
 //
