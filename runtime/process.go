@@ -202,6 +202,25 @@ func (c *child) await() error {
 			return fail(err)
 		}
 	}
+	// Still in the runtime's cgroup: nothing of the container program runs before the plan's
+	// second part or the Go init's configuration, which follow this move. A pid known from
+	// clone moves at once, while the child is still starting.
+	applied := false
+	apply := func(pid int) error {
+		applied = true
+		if o.cgroup == nil || c.bornInCgroup {
+			return nil
+		}
+		if err := o.cgroup.Apply(pid); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+		return nil
+	}
+	if c.known != 0 {
+		if err := apply(c.known); err != nil {
+			return fail(err)
+		}
+	}
 	r := c.conn.Reader()
 	for c.pid == 0 {
 		tag, err := r.ReadByte()
@@ -237,11 +256,9 @@ func (c *child) await() error {
 			return fail(fmt.Errorf("nsenter: unexpected sync byte %q", tag))
 		}
 	}
-	if o.cgroup != nil && !c.bornInCgroup {
-		// Still in the runtime's cgroup: nothing of the container program runs before the
-		// plan's second part or the Go init's configuration, which follow this move.
-		if err := o.cgroup.Apply(c.pid); err != nil {
-			return fail(fmt.Errorf("join cgroup: %w", err))
+	if !applied {
+		if err := apply(c.pid); err != nil {
+			return fail(err)
 		}
 	}
 	if c.pid != c.proc.Pid {

@@ -76,19 +76,21 @@ func (m *Manager) Create(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	existed := m.Exists()
-	if existed {
-		if pids, err := m.Pids(); err == nil && len(pids) > 0 {
-			return fmt.Errorf("cgroup %s: %w (%d processes)", m.path, ErrNotEmpty, len(pids))
-		}
-	}
 	// SkipDevices also stops the v1 devices controller from creating its
 	// directory; the directory must exist regardless of whether we write rules.
 	createRes := *res
 	createRes.SkipDevices = false
+	// One library manager serves the checks and the creation: building one resolves every
+	// controller's mount point, a good part of a cold create.
 	lm, err := m.lib(&createRes)
 	if err != nil {
 		return err
+	}
+	existed := lm.Exists()
+	if existed {
+		if pids, err := lm.GetAllPids(); err == nil && len(pids) > 0 {
+			return fmt.Errorf("cgroup %s: %w (%d processes)", m.path, ErrNotEmpty, len(pids))
+		}
 	}
 	if err := lm.Apply(-1); err != nil {
 		return m.undoCreate(lm, existed, fmt.Errorf("create cgroup %s: %w", m.path, err))

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -446,5 +448,62 @@ func TestBerthAsRuntimeThroughSymlink(t *testing.T) {
 	defer func() { runtimeCmd = saved }()
 	if r := e.run("sh", "-c", "echo $$"); r.code != 0 || r.stdout != "1\n" {
 		t.Fatalf("exit %d: %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A foreground run forwards the signals it gets to the container: the common ones from the
+// start, every other one (here signal 37, SIGRTMIN+3, systemd's halt) once the container has
+// run a little while (runtime.Forwarder says why).
+func TestRunForwardsSignals(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		sig   syscall.Signal
+		after time.Duration
+		code  int
+	}{{"TERM at once", syscall.SIGTERM, 0, 7}, {"37 later", syscall.Signal(37), 500 * time.Millisecond, 9}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.spec.Process.Args = []string{"sh", "-c", `trap "exit 7" TERM; trap "exit 9" 37; echo ready; while :; do sleep 0.02; done`}
+			e.writeSpec()
+			out := filepath.Join(t.TempDir(), "out")
+			f, err := os.Create(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			argv := append(append(append([]string(nil), runtimeCmd...), "--root", e.root), "run", "--bundle", e.bundle, e.id())
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Stdout, cmd.Stderr = f, f
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				if b, _ := os.ReadFile(out); strings.Contains(string(b), "ready") {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatal("the container never said ready")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(c.after)
+			cmd.Process.Signal(c.sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatal("the runtime did not exit after the signal")
+			}
+			if got := cmd.ProcessState.ExitCode(); got != c.code {
+				b, _ := os.ReadFile(out)
+				t.Fatalf("exit %d, want %d (the container's trap): %s", got, c.code, b)
+			}
+		})
 	}
 }
