@@ -133,14 +133,11 @@ func (s *Store) readyBridge(n *Network) (netlink.Link, error) {
 // lease takes an address: the fixed one asked for, or the lowest free one (addresses are
 // reused after removal, as docker's and the rule).
 func (s *Store) lease(n *Network, cid string, want netip.Addr) (netip.Addr, error) {
+	// A lease is a symlink whose target is its owner: made in one step with its content, so a
+	// setup killed at any point never leaves a lease nobody owns (a file created, then
+	// written, could be left empty).
 	take := func(ip netip.Addr) error {
-		f, err := os.OpenFile(s.leasePath(n.ID, ip), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = f.WriteString(cid)
-		f.Close()
-		return err
+		return os.Symlink(cid, s.leasePath(n.ID, ip))
 	}
 	if want.IsValid() {
 		if !want.Is4() || !n.Subnet.Contains(want) || want == n.Gateway || want == n.Subnet.Addr() || want == broadcast(n.Subnet) {
@@ -216,10 +213,20 @@ func (s *Store) detach(n *Network, cid string, unplug bool) error {
 	return nil
 }
 
+// leaseOwner returns the container holding the lease at p ("" when none can be read). Leases
+// made before they were symlinks are files holding the id.
+func leaseOwner(p string) string {
+	if owner, err := os.Readlink(p); err == nil {
+		return owner
+	}
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
 // releaseLease removes a lease only if this container holds it.
 func (s *Store) releaseLease(nid string, ip netip.Addr, cid string) {
 	p := s.leasePath(nid, ip)
-	if b, err := os.ReadFile(p); err == nil && string(b) == cid {
+	if leaseOwner(p) == cid {
 		os.Remove(p)
 	}
 }
@@ -228,7 +235,7 @@ func (s *Store) releaseLeasesOf(nid, cid string) {
 	dir := filepath.Join(s.netDir(nid), "leases")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && string(b) == cid {
+		if leaseOwner(filepath.Join(dir, e.Name())) == cid {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
@@ -307,8 +314,13 @@ func (s *Store) Release(ctx context.Context, cid string, rules bool) error {
 		// A record being written when its writer was killed (writeJSON's temporary).
 		os.Remove(s.endpointPath(n.ID, cid) + ".tmp")
 		if _, err := os.Stat(s.endpointPath(n.ID, cid)); err != nil {
-			// A lease may exist without its record (the setup died between them); finding
-			// one means reading every lease of the network, which Reconcile does.
+			// A lease may exist without its record (the setup died between them). Finding
+			// one means reading every lease of the network: only when a setup was
+			// interrupted (the namespace is still pinned: a finished one is unpinned when the
+			// container stops); otherwise Reconcile does it.
+			if pinned {
+				s.releaseLeasesOf(n.ID, cid)
+			}
 			continue
 		}
 		if err := s.detach(n, cid, !pinned); err != nil {
@@ -327,8 +339,8 @@ func (s *Store) Reconcile(ctx context.Context, keep func(cid string) bool) {
 	for _, n := range all {
 		ents, _ := os.ReadDir(filepath.Join(s.netDir(n.ID), "leases"))
 		for _, e := range ents {
-			if b, err := os.ReadFile(filepath.Join(s.netDir(n.ID), "leases", e.Name())); err == nil {
-				owners[string(b)] = true
+			if owner := leaseOwner(filepath.Join(s.netDir(n.ID), "leases", e.Name())); owner != "" {
+				owners[owner] = true
 			}
 		}
 		ents, _ = os.ReadDir(s.EndpointsDir(n.ID))

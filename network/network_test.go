@@ -109,7 +109,7 @@ func TestLeases(t *testing.T) {
 		}
 	}
 	s.releaseLease(n.ID, got[0], "someone-else")
-	if _, err := os.Stat(s.leasePath(n.ID, got[0])); err != nil {
+	if _, err := os.Lstat(s.leasePath(n.ID, got[0])); err != nil {
 		t.Fatal("a lease was released by a container that does not hold it")
 	}
 	s.releaseLease(n.ID, got[0], "c1")
