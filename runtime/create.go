@@ -209,12 +209,18 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		return nil
 	}
 	if so.plan {
-		// A child that failed on the first part has said why and gone: report that, not
-		// the broken pipe.
+		// A child that failed has said why and gone: report that, not the broken pipe. Before
+		// its pid report it speaks nsenter's protocol (await reads it), after it JSON lines.
+		var childErr error
 		send := func(part []byte) error {
 			if _, err := ch.sock.Write(part); err != nil {
-				if m, rerr := ch.conn.Recv(); rerr == nil && m.Kind == handshake.KindError {
-					return errors.New(m.Error)
+				if !awaited {
+					childErr = await()
+				} else if m, rerr := ch.conn.Recv(); rerr == nil && m.Kind == handshake.KindError {
+					childErr = errors.New(m.Error)
+				}
+				if childErr != nil {
+					return childErr
 				}
 				return err
 			}
@@ -226,14 +232,20 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 			if err := send(part); err != nil {
 				return 0, err
 			}
-			err := await()
-			return ch.pid, err
+			if err := await(); err != nil {
+				childErr = err
+				return 0, err
+			}
+			return ch.pid, nil
 		})
 		if perr == nil && !awaited {
 			perr = await()
 		}
 		if perr == nil {
 			perr = send(rest)
+		}
+		if childErr != nil {
+			perr = childErr // unwrapped by the plan step it interrupted
 		}
 		if err = perr; err != nil {
 			if !awaited {

@@ -836,6 +836,7 @@ func TestLongPaths(t *testing.T) {
 	}
 	nc.Write([]byte(`{"stdout":true}` + "\n"))
 	a := &conn{t: t, c: nc, r: bufio.NewReader(nc)}
+	a.waitAttached() // as the CLI does: output may come as soon as the program starts
 	c.sendStart()
 	if m := c.readSync(); !m.Started {
 		t.Fatalf("start %+v", m)
