@@ -33,6 +33,10 @@ type CreateOpts struct {
 	Stdio [3]*os.File
 	// Spec, when set, is the bundle's config.json already read by LoadSpec.
 	Spec *specs.Spec
+	// StartNow is `run`: Start follows at once. A container set up by the C init then execs
+	// its program as soon as it is ready instead of waiting on exec.fifo (one round trip
+	// less), and Start only runs the poststart hooks. The Go init ignores it.
+	StartNow bool
 }
 
 // Create sets up the container and leaves its init waiting for Start. On any error nothing is
@@ -193,6 +197,9 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		so.plan = true
 		r.debug("container %s: set up by the C init", o.ID)
 	}
+	// The runtime's own hooks run while init waits; without any, the C init does not stop.
+	//lint:ignore SA1019 prestart is deprecated, but engines still send it.
+	hostHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0)
 	syncFd := 3 + len(so.extra) // spawn passes the socket after the other descriptors
 	ch, err := spawn(so)
 	if err != nil {
@@ -228,7 +235,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 		}
 		// The plan's first part goes out at once: the child sets up its mounts while we wait
 		// for its pid and move it into its cgroups.
-		rest, perr := buildPlan(cfg, syncFd, func(part []byte) (int, error) {
+		rest, perr := buildPlan(cfg, syncFd, planOpts{hooks: hostHooks, startNow: o.StartNow}, func(part []byte) (int, error) {
 			if err := send(part); err != nil {
 				return 0, err
 			}
@@ -268,29 +275,34 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	st := &state.State{
 		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Pid: ch.pid, PidStart: state.StartTime(ch.pid),
 		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupsPath: spec.Linux.CgroupsPath,
-		Systemd: r.Systemd, Namespaces: namespaces, Config: spec,
+		Systemd: r.Systemd, Namespaces: namespaces, Config: spec, Started: so.plan && o.StartNow,
 	}
 	if err = state.Save(dir, st); err != nil {
 		return 0, err
 	}
 	r.loaded(st)
-	if _, err = ch.conn.Expect(handshake.KindHooks); err != nil {
-		return 0, err
-	}
-	if spec.Hooks != nil {
-		//lint:ignore SA1019 prestart is deprecated, but engines still send it.
-		if err = hooks.Run("prestart", spec.Hooks.Prestart, ociState); err != nil {
+	if !so.plan || hostHooks {
+		if _, err = ch.conn.Expect(handshake.KindHooks); err != nil {
 			return 0, err
 		}
-		if err = hooks.Run("createRuntime", spec.Hooks.CreateRuntime, ociState); err != nil {
+		if spec.Hooks != nil {
+			//lint:ignore SA1019 prestart is deprecated, but engines still send it.
+			if err = hooks.Run("prestart", spec.Hooks.Prestart, ociState); err != nil {
+				return 0, err
+			}
+			if err = hooks.Run("createRuntime", spec.Hooks.CreateRuntime, ociState); err != nil {
+				return 0, err
+			}
+		}
+		if err = ch.conn.Send(handshake.Message{Kind: handshake.KindResume}); err != nil {
 			return 0, err
 		}
-	}
-	if err = ch.conn.Send(handshake.Message{Kind: handshake.KindResume}); err != nil {
-		return 0, err
 	}
 	if _, err = ch.conn.Expect(handshake.KindReady); err != nil {
 		return 0, err
+	}
+	if st.Started {
+		os.Remove(fifoPath) // the program runs: the container is not "created" any more
 	}
 	if o.PidFile != "" {
 		if err = writePidFile(o.PidFile, ch.pid); err != nil {

@@ -26,6 +26,10 @@ func (r *Runtime) Start(id string) error {
 		return err
 	}
 	defer unlock()
+	if c.Started {
+		c.poststart(r)
+		return nil
+	}
 	if c.status() != string(specs.StateCreated) {
 		return fmt.Errorf("%w: %s is %s", ErrNotCreated, id, c.status())
 	}
@@ -52,13 +56,17 @@ func (r *Runtime) Start(id string) error {
 		unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10)
 	}
 	os.Remove(fifoPath)
+	c.poststart(r)
+	return nil
+}
+
+func (c *Container) poststart(r *Runtime) {
 	if c.Config.Hooks != nil {
 		c.Status = string(specs.StateRunning)
 		if err := hooks.Run("poststart", c.Config.Hooks.Poststart, c.OCIState()); err != nil {
 			r.warn("%v", err)
 		}
 	}
-	return nil
 }
 
 // Kill sends sig to the init, or with all to every process in the container's cgroup.

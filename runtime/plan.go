@@ -64,11 +64,17 @@ var openat2Available = sync.OnceValue(func() bool {
 	return true
 })
 
+// planOpts are the runtime's choices beyond the spec.
+type planOpts struct {
+	hooks    bool // stop before pivot_root for the runtime's prestart/createRuntime hooks
+	startNow bool // exec the program right after ready (CreateOpts.StartNow)
+}
+
 // buildPlan writes the plan for the container's init; syncFd is the socket's number in the
 // child. inCgroup is called once, at the first step that needs the child in its cgroups: it
 // sends the part written so far, waits for the child to be there and returns its pid; the
 // result is the rest of the plan.
-func buildPlan(cfg *handshake.Config, syncFd int, inCgroup func(part []byte) (int, error)) ([]byte, error) {
+func buildPlan(cfg *handshake.Config, syncFd int, o planOpts, inCgroup func(part []byte) (int, error)) ([]byte, error) {
 	spec := cfg.Spec
 	p := spec.Process
 	var pl initplan.Plan
@@ -85,7 +91,7 @@ func buildPlan(cfg *handshake.Config, syncFd int, inCgroup func(part []byte) (in
 		}
 		return pid, nil
 	}
-	if err := rootfs.Plan(&pl, spec, rootfs.PlanOptions{Rootfs: cfg.Rootfs, InCgroup: enter, NewCgroupNS: cfg.NewCgroupNS}); err != nil {
+	if err := rootfs.Plan(&pl, spec, rootfs.PlanOptions{Rootfs: cfg.Rootfs, InCgroup: enter, NewCgroupNS: cfg.NewCgroupNS, Hooks: o.hooks}); err != nil {
 		return nil, err
 	}
 	if initproc.HasNamespace(spec, specs.UTSNamespace) {
@@ -153,7 +159,9 @@ func buildPlan(cfg *handshake.Config, syncFd int, inCgroup func(part []byte) (in
 	}
 	pl.Add(initplan.OpCloseExtra, 3+cfg.PreserveFds)
 	pl.Add(initplan.OpReady)
-	pl.Add(initplan.OpWaitFifo, cfg.FifoFd)
+	if !o.startNow {
+		pl.Add(initplan.OpWaitFifo, cfg.FifoFd)
+	}
 	pl.Add(initplan.OpExec, initplan.List(p.Args), initplan.List(p.Env))
 	return pl.Bytes(), nil
 }

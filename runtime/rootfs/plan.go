@@ -31,6 +31,9 @@ type PlanOptions struct {
 	InCgroup func(*initplan.Plan) (int, error)
 	// NewCgroupNS: the process has (or is about to unshare) a cgroup namespace.
 	NewCgroupNS bool
+	// Hooks: the runtime has prestart/createRuntime hooks to run before pivot_root
+	// (OpHooks, a round trip, only then).
+	Hooks bool
 
 	pid func() (int, error) // InCgroup, called once
 }
@@ -123,7 +126,9 @@ func Plan(p *initplan.Plan, spec *specs.Spec, o PlanOptions) error {
 	if _, err := o.pid(); err != nil {
 		return err
 	}
-	p.Add(initplan.OpHooks)
+	if o.Hooks {
+		p.Add(initplan.OpHooks)
+	}
 	p.Add(initplan.OpPivot)
 	keys := make([]string, 0, len(linux.Sysctl))
 	for k := range linux.Sysctl {

@@ -52,8 +52,16 @@ func TestPlanOrder(t *testing.T) {
 	if !strings.HasPrefix(got, want) {
 		t.Fatalf("plan starts %q, want %q", got, want)
 	}
-	if tail := " SYMLINK HOOKS PIVOT WRITE READONLY MASK RO_ROOT CHDIR_ROOT"; !strings.HasSuffix(got, tail) {
+	if tail := " SYMLINK PIVOT WRITE READONLY MASK RO_ROOT CHDIR_ROOT"; !strings.HasSuffix(got, tail) {
 		t.Errorf("plan ends %q, want ...%q", got, tail)
+	}
+	// The stop for the runtime's hooks only when it has some.
+	var h initplan.Plan
+	if err := Plan(&h, spec, PlanOptions{Rootfs: "/tmp/rootfs", Hooks: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, tail := strings.Join(h.Ops(), " "), " SYMLINK HOOKS PIVOT WRITE"; !strings.Contains(got, tail) {
+		t.Errorf("plan with hooks %q, want ...%q...", got, tail)
 	}
 	bad := &specs.Spec{Mounts: []specs.Mount{{Destination: "/x", Type: "bind"}}}
 	if err := Plan(&initplan.Plan{}, bad, PlanOptions{Rootfs: "/tmp/rootfs"}); err == nil || !strings.Contains(err.Error(), "bind mount without source") {

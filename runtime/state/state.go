@@ -46,6 +46,8 @@ type State struct {
 	Namespaces map[string]string `json:"namespaces,omitempty"`
 	// Config is the bundle's config.json as it was at create (hooks, process defaults, resources).
 	Config *specs.Spec `json:"config"`
+	// Started: create already started the program (run, runtime.CreateOpts.StartNow).
+	Started bool `json:"started,omitempty"`
 }
 
 // validID is ^[\w+\-.]+$ (a loop: no regexp compile on every runtime start).

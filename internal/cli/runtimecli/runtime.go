@@ -218,6 +218,7 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 		Args:  ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
+			o.StartNow = true
 			var term *terminal
 			var fwd *runtime.Forwarder
 			if !detach {
