@@ -11,17 +11,17 @@ import (
 // have in its bounding set (a runtime inside a restricted sandbox, or a kernel that does not
 // know a newer capability): the kernel would refuse the whole capset, so a privileged
 // container would not start at all. Each dropped capability is reported once.
-func (r *Runtime) dropUnavailableCaps(p *specs.Process) {
+func (r *Runtime) dropUnavailableCaps(p *specs.Process) (changed bool) {
 	if p.Capabilities == nil {
-		return
+		return false
 	}
 	caps, err := capability.NewPid2(0)
 	if err != nil || caps.Load() != nil {
-		return
+		return false
 	}
 	last, err := capability.LastCap()
 	if err != nil {
-		return
+		return false
 	}
 	have := map[string]bool{}
 	for _, c := range capability.ListKnown() {
@@ -46,4 +46,5 @@ func (r *Runtime) dropUnavailableCaps(p *specs.Process) {
 	c.Bounding, c.Effective, c.Permitted = filter(c.Bounding), filter(c.Effective), filter(c.Permitted)
 	c.Inheritable, c.Ambient = filter(c.Inheritable), filter(c.Ambient)
 	p.Capabilities = &c
+	return len(dropped) > 0
 }

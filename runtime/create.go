@@ -31,8 +31,11 @@ type CreateOpts struct {
 	NoNewKeyring  bool
 	// Stdio of the container process; nil entries inherit the runtime's.
 	Stdio [3]*os.File
-	// Spec, when set, is the bundle's config.json already read by LoadSpec.
-	Spec *specs.Spec
+	// Spec, when set, is the bundle's config.json already read by LoadSpec; SpecJSON, when
+	// set with it, the file's bytes (LoadSpecJSON): the state record then stores them as they
+	// are instead of encoding the spec again.
+	Spec     *specs.Spec
+	SpecJSON []byte
 	// StartNow is `run`: Start follows at once. A container set up by the C init then execs
 	// its program as soon as it is ready instead of waiting on exec.fifo (one round trip
 	// less), and Start only runs the poststart hooks. The Go init ignores it.
@@ -46,9 +49,9 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	spec := o.Spec
+	spec, specJSON := o.Spec, o.SpecJSON
 	if spec == nil {
-		if spec, err = LoadSpec(bundle); err != nil {
+		if spec, specJSON, err = LoadSpecJSON(bundle); err != nil {
 			return 0, err
 		}
 	}
@@ -66,8 +69,9 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	r.dropMissingLSM(spec.Process)
-	r.dropUnavailableCaps(spec.Process)
+	if r.dropMissingLSM(spec.Process) || r.dropUnavailableCaps(spec.Process) {
+		specJSON = nil // the record keeps the spec as it will run
+	}
 
 	dir, unlock, err := state.Create(r.Root, o.ID)
 	if err != nil {
@@ -275,7 +279,7 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	st := &state.State{
 		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Pid: ch.pid, PidStart: state.StartTime(ch.pid),
 		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupsPath: spec.Linux.CgroupsPath,
-		Systemd: r.Systemd, Namespaces: namespaces, Config: spec, Started: so.plan && o.StartNow,
+		Systemd: r.Systemd, Namespaces: namespaces, Config: spec, ConfigJSON: specJSON, Started: so.plan && o.StartNow,
 	}
 	if err = state.Save(dir, st); err != nil {
 		return 0, err
@@ -350,19 +354,22 @@ func (r *Runtime) compileSeccomp(spec *specs.Spec) ([]unix.SockFilter, uint, err
 
 // dropMissingLSM clears an AppArmor profile or SELinux label the host cannot apply, with a
 // warning, as the issue asks (skip with a warning when the host lacks the LSM).
-func (r *Runtime) dropMissingLSM(p *specs.Process) {
+func (r *Runtime) dropMissingLSM(p *specs.Process) (changed bool) {
 	if p.ApparmorProfile != "" {
 		if _, err := os.Stat("/sys/kernel/security/apparmor"); err != nil {
 			r.warn("apparmor is not enabled on this host: ignoring profile %q", p.ApparmorProfile)
 			p.ApparmorProfile = ""
+			changed = true
 		}
 	}
 	if p.SelinuxLabel != "" {
 		if _, err := os.Stat("/sys/fs/selinux/enforce"); err != nil {
 			r.warn("selinux is not enabled on this host: ignoring label %q", p.SelinuxLabel)
 			p.SelinuxLabel = ""
+			changed = true
 		}
 	}
+	return changed
 }
 
 func connectConsole(path string) (*os.File, error) {

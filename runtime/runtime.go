@@ -12,7 +12,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/runtime/cgroups"
+	"github.com/berth-dev/berth/runtime/specjson"
 	"github.com/berth-dev/berth/runtime/state"
 )
 
@@ -205,21 +205,27 @@ func (r *Runtime) List() ([]*Container, error) {
 
 // LoadSpec reads and checks <bundle>/config.json.
 func LoadSpec(bundle string) (*specs.Spec, error) {
+	spec, _, err := LoadSpecJSON(bundle)
+	return spec, err
+}
+
+// LoadSpecJSON is LoadSpec that also returns config.json's bytes (for CreateOpts.SpecJSON).
+func LoadSpecJSON(bundle string) (*specs.Spec, []byte, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s/config.json does not exist", ErrBadConfig, bundle)
+			return nil, nil, fmt.Errorf("%w: %s/config.json does not exist", ErrBadConfig, bundle)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+	if err := specjson.Unmarshal(data, &spec); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
 	if err := validate(&spec); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &spec, nil
+	return &spec, data, nil
 }
 
 func validate(spec *specs.Spec) error {

@@ -48,6 +48,8 @@ type State struct {
 	Config *specs.Spec `json:"config"`
 	// Started: create already started the program (run, runtime.CreateOpts.StartNow).
 	Started bool `json:"started,omitempty"`
+	// ConfigJSON, when set, is Config as JSON (config.json's bytes): Save writes it as it is.
+	ConfigJSON json.RawMessage `json:"-"`
 }
 
 // validID is ^[\w+\-.]+$ (a loop: no regexp compile on every runtime start).
@@ -137,7 +139,16 @@ func Lock(dir string) (func(), error) {
 // (tmpfs) and dies with the machine by design, while the rename alone already guarantees that
 // a reader or a crashed writer never sees half a file.
 func Save(dir string, s *State) error {
-	data, err := json.Marshal(s)
+	var rec any = s
+	if s.ConfigJSON != nil {
+		// Encoding the spec again is the first use of the encoder for its ~60 types in a
+		// short-lived runtime (cold, about half a millisecond); the file already is that JSON.
+		rec = struct {
+			*State
+			Config json.RawMessage `json:"config"`
+		}{s, s.ConfigJSON}
+	}
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}

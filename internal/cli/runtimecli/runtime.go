@@ -226,11 +226,11 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 					return err
 				}
 				fwd = runtime.NewForwarder()
-				spec, err := runtime.LoadSpec(o.Bundle)
+				spec, raw, err := runtime.LoadSpecJSON(o.Bundle)
 				if err != nil {
 					return err
 				}
-				o.Spec = spec
+				o.Spec, o.SpecJSON = spec, raw
 				if spec.Process.Terminal && o.ConsoleSocket == "" {
 					if term, err = newTerminal(); err != nil {
 						return err
