@@ -69,7 +69,8 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	if r.dropMissingLSM(spec.Process) || r.dropUnavailableCaps(spec.Process) {
+	lsm, caps := r.dropMissingLSM(spec.Process), r.dropUnavailableCaps(spec.Process)
+	if lsm || caps {
 		specJSON = nil // the record keeps the spec as it will run
 	}
 
