@@ -504,6 +504,7 @@ func TestTerminal(t *testing.T) {
 		t.Fatalf("sync %+v", m)
 	}
 	a := c.attach(Hello{Stdout: true, Stderr: true})
+	a.waitAttached() // as the CLI does: tty's output may come as soon as the program starts
 	c.sendStart()
 	if m := c.readSync(); !m.Started {
 		t.Fatalf("start %+v", m)
