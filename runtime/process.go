@@ -35,10 +35,7 @@ type spawnOpts struct {
 	uidMaps     []specs.LinuxIDMapping
 	gidMaps     []specs.LinuxIDMapping
 	cgroup      *cgroups.Manager
-	// whileStarting runs while the child execs and enters its namespaces (cgroup v1 creation
-	// overlaps with it); the cgroup must exist when it returns.
-	whileStarting func() error
-	stdio         [3]*os.File
+	stdio       [3]*os.File
 	// plan makes the child wait for a plan (runtime/initplan) instead of starting Go.
 	plan bool
 	// extra are inherited from fd 3 up: the preserved descriptors first, then ours.
@@ -69,10 +66,9 @@ type child struct {
 	o    spawnOpts
 	// bornInCgroup: started with CLONE_INTO_CGROUP, no move needed.
 	bornInCgroup bool
-	// known is the pid that runs the container program when it is known before nsenter's
-	// report (0 otherwise).
-	known  int
-	reaped bool
+	reaped       bool
+	// failed is why await failed (the child is gone then).
+	failed error
 }
 
 var nsNames = map[specs.LinuxNamespaceType]string{
@@ -168,58 +164,32 @@ func spawn(o spawnOpts) (*child, error) {
 		parentSock.Close()
 		return nil, fmt.Errorf("start init: %w", err)
 	}
-	c := &child{conn: handshake.New(parentSock), proc: cmd.Process, sock: parentSock, o: o, bornInCgroup: cmd.SysProcAttr.UseCgroupFD}
-	if cloneflags&unix.CLONE_NEWPID != 0 {
-		c.known = cmd.Process.Pid // nsenter.c reports its own pid, 1 in the new namespace
-	}
-	return c, nil
+	return &child{conn: handshake.New(parentSock), proc: cmd.Process, sock: parentSock, o: o, bornInCgroup: cmd.SysProcAttr.UseCgroupFD}, nil
 }
 
 // kill ends a child that will not be used, whatever state it is in; the closed socket ends a
 // grandchild whose pid was not reported yet.
 func (c *child) kill() {
-	if !c.reaped {
-		c.proc.Kill()
-		c.proc.Wait()
-		c.reaped = true
-	}
-	if c.pid > 0 && c.pid != c.proc.Pid {
+	if c.pid > 0 {
 		unix.Kill(c.pid, unix.SIGKILL)
+	}
+	if !c.reaped {
+		if c.proc.Kill() == nil { // an error: released to the caller, which reaps it
+			c.proc.Wait()
+		}
+		c.reaped = true
 	}
 	c.sock.Close()
 }
 
 // await runs nsenter's protocol up to the pid report ('P') and puts that process in its
-// cgroup. On error the child is gone.
+// cgroup. On error the child is gone and c.failed says why.
 func (c *child) await() error {
 	o, parentSock := c.o, c.sock
 	fail := func(err error) error {
 		c.kill()
+		c.failed = err
 		return err
-	}
-	if o.whileStarting != nil {
-		if err := o.whileStarting(); err != nil {
-			return fail(err)
-		}
-	}
-	// Still in the runtime's cgroup: nothing of the container program runs before the plan's
-	// second part or the Go init's configuration, which follow this move. A pid known from
-	// clone moves at once, while the child is still starting.
-	applied := false
-	apply := func(pid int) error {
-		applied = true
-		if o.cgroup == nil || c.bornInCgroup {
-			return nil
-		}
-		if err := o.cgroup.Apply(pid); err != nil {
-			return fmt.Errorf("join cgroup: %w", err)
-		}
-		return nil
-	}
-	if c.known != 0 {
-		if err := apply(c.known); err != nil {
-			return fail(err)
-		}
 	}
 	r := c.conn.Reader()
 	for c.pid == 0 {
@@ -241,8 +211,8 @@ func (c *child) await() error {
 				return fail(err)
 			}
 			c.pid = int(pid)
-			if c.known != 0 {
-				c.pid = c.known
+			if pid == 0 { // no fork in nsenter.c: the process we started
+				c.pid = c.proc.Pid
 			}
 		case 'E':
 			var n int32
@@ -256,9 +226,11 @@ func (c *child) await() error {
 			return fail(fmt.Errorf("nsenter: unexpected sync byte %q", tag))
 		}
 	}
-	if !applied {
-		if err := apply(c.pid); err != nil {
-			return fail(err)
+	if o.cgroup != nil && !c.bornInCgroup {
+		// Still in the runtime's cgroup: nothing of the container program runs before the
+		// plan's second part or the Go init's configuration, which follow this move.
+		if err := o.cgroup.Apply(c.pid); err != nil {
+			return fail(fmt.Errorf("join cgroup: %w", err))
 		}
 	}
 	if c.pid != c.proc.Pid {
@@ -269,6 +241,25 @@ func (c *child) await() error {
 		c.proc.Release()
 	}
 	return nil
+}
+
+// why returns what the child said when it died, for err (a write to its socket that failed,
+// a plan step that stopped): nsenter's message before the pid report, a handshake error line
+// after it; err itself when there is neither.
+func (c *child) why(err error) error {
+	if c.failed != nil {
+		return c.failed
+	}
+	if c.pid == 0 {
+		if aerr := c.await(); aerr != nil {
+			return aerr
+		}
+		return err
+	}
+	if m, rerr := c.conn.Recv(); rerr == nil && m.Kind == handshake.KindError {
+		return errors.New(m.Error)
+	}
+	return err
 }
 
 func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {

@@ -16,54 +16,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-type result struct {
-	f       *os.File
-	overlay bool
-	err     error
-}
-
-var early struct {
-	sync.Mutex
-	ch chan result
-}
-
-// Start seals in the background (a few mount system calls, about a millisecond) for the next
-// Open, which then only waits for the result: a command that will start a container calls it
-// first thing, so the work overlaps reading the configuration.
-func Start() {
-	early.Lock()
-	defer early.Unlock()
-	if early.ch != nil {
-		return
-	}
-	ch := make(chan result, 1)
-	early.ch = ch
-	go func() {
-		f, ov, err := open()
-		ch <- result{f, ov, err}
-	}()
-}
-
 // Open returns an O_PATH (or memfd) descriptor of the running executable that cannot be used to
-// modify it, and whether the overlay method was used. The caller owns the descriptor.
+// modify it, and whether the overlay method was used.
 func Open() (*os.File, bool, error) {
-	early.Lock()
-	ch := early.ch
-	early.ch = nil
-	early.Unlock()
-	if ch != nil {
-		r := <-ch
-		return r.f, r.overlay, r.err
-	}
-	return open()
-}
-
-func open() (*os.File, bool, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, false, err

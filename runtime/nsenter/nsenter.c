@@ -19,7 +19,10 @@
 // Protocol on the sync socket, before Go starts (one byte tags, native-endian int32):
 //   child  -> parent 'U'                    (new user ns only) write my uid_map/gid_map
 //   parent -> child  'u'                    maps written
-//   child  -> parent 'P' int32              pid of the process that will run Go (host view)
+//   child  -> parent 'P' int32              pid of the process that will run Go (host view);
+//                                           0 when that is the process the runtime started
+//                                           (no fork here; its own pid may be 1 of a pid
+//                                           namespace clone made)
 //   child  -> parent 'E' int32 len, bytes   fatal error text; the child exits 1
 // A new or joined pid (or time) namespace only applies to children, so after joining and
 // unsharing we fork once: the intermediate reports the grandchild's pid and exits; the
@@ -222,7 +225,7 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 		close(fd);
 	}
 
-	int32_t pid = getpid();
+	int32_t pid = 0;
 	if (forks) {
 		pid_t child = fork();
 		if (child < 0)

@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/runtime"
-	"github.com/berth-dev/berth/runtime/exeseal"
 	"github.com/berth-dev/berth/runtime/state"
 )
 
@@ -64,11 +63,7 @@ func (e ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code)
 // Main runs berth-runtime with args (without argv[0]) and returns the exit code.
 func Main(args []string) int {
 	g := &globalOpts{}
-	name := commandFor(args)
-	if name == "run" || name == "create" || name == "exec" {
-		exeseal.Start() // the child will need it: overlap it with reading the configuration
-	}
-	root := newRuntimeCommand(g, name)
+	root := newRuntimeCommand(g, commandFor(args))
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
