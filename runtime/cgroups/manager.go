@@ -57,7 +57,14 @@ func (m *Manager) lib(res *cgroups.Resources) (cgroups.Manager, error) {
 	if res == nil {
 		res = &cgroups.Resources{}
 	}
-	lm, err := manager.New(&cgroups.Cgroup{Path: m.path, Resources: res})
+	var paths map[string]string // nil: the library finds them (v2: one directory, no lookup)
+	if m.mode != Unified {
+		var err error
+		if paths, err = v1Paths(m.path); err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", m.path, err)
+		}
+	}
+	lm, err := manager.NewWithPaths(&cgroups.Cgroup{Path: m.path, Resources: res}, paths)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", m.path, err)
 	}
@@ -91,6 +98,13 @@ func (m *Manager) Create(r *specs.LinuxResources) error {
 		if pids, err := lm.GetAllPids(); err == nil && len(pids) > 0 {
 			return fmt.Errorf("cgroup %s: %w (%d processes)", m.path, ErrNotEmpty, len(pids))
 		}
+	}
+	if m.mode != Unified && !existed {
+		if err := m.createV1(lm, r, res); err != nil {
+			return m.undoCreate(lm, false, err)
+		}
+		m.lm = lm
+		return nil
 	}
 	if err := lm.Apply(-1); err != nil {
 		return m.undoCreate(lm, existed, fmt.Errorf("create cgroup %s: %w", m.path, err))
@@ -256,6 +270,9 @@ func (m *Manager) Destroy() error {
 	lm, err := m.lib(nil)
 	if err != nil {
 		return err
+	}
+	if m.mode != Unified && removeV1(lm.GetPaths()) == nil {
+		return nil
 	}
 	if pids, err := lm.GetAllPids(); err == nil && len(pids) > 0 {
 		return fmt.Errorf("destroy cgroup %s: %w (%d processes)", m.path, ErrNotEmpty, len(pids))
