@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -451,9 +452,8 @@ func TestBerthAsRuntimeThroughSymlink(t *testing.T) {
 	}
 }
 
-// A foreground run forwards the signals it gets to the container: the common ones from the
-// start, every other one (here signal 37, SIGRTMIN+3, systemd's halt) once the container has
-// run a little while (runtime.Forwarder says why).
+// A foreground run forwards the signals it gets to the container: a common one at once, and
+// any other (here signal 37, SIGRTMIN+3, systemd's halt) later on (runtime/nsenter/signals.c).
 func TestRunForwardsSignals(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -505,5 +505,30 @@ func TestRunForwardsSignals(t *testing.T) {
 				t.Fatalf("exit %d, want %d (the container's trap): %s", got, c.code, b)
 			}
 		})
+	}
+}
+
+// A signal that reaches the runtime while it is still creating the container is held and
+// passed on once the program runs. A createRuntime hook (run by the runtime during create,
+// before the program exists) sends SIGUSR1 to the runtime; the program, outside a pid
+// namespace so that USR1's default action applies, dies of it: exit 138. Were the signal
+// lost, it would sleep and exit 0; had it acted on the runtime, the runtime would be killed.
+func TestRunHoldsEarlySignals(t *testing.T) {
+	e := newEnv(t)
+	var ns []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != specs.PIDNamespace {
+			ns = append(ns, n)
+		}
+	}
+	e.spec.Linux.Namespaces = ns
+	e.spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "kill -USR1 $PPID"}}}}
+	e.spec.Process.Args = []string{"sleep", "5"}
+	e.writeSpec()
+	argv := append(append(append([]string(nil), runtimeCmd...), "--root", e.root), "run", "--bundle", e.bundle, e.id())
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGUSR1) {
+		t.Fatalf("run: %v (want exit %d, the program killed by the held SIGUSR1): %s", err, 128+int(syscall.SIGUSR1), out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/nsenter"
 )
 
 func execCommand(rt *runtime.Runtime) *cobra.Command {
@@ -74,12 +75,13 @@ func execCommand(rt *runtime.Runtime) *cobra.Command {
 				return fmt.Errorf("exec: give a command or --process FILE")
 			}
 			var term *terminal
-			var fwd *runtime.Forwarder
 			if !detach {
 				if err := runtime.BecomeSubreaper(); err != nil {
 					return err
 				}
-				fwd = runtime.NewForwarder()
+				if err := nsenter.ForwardSignals(); err != nil {
+					return fmt.Errorf("forward signals: %w", err)
+				}
 				if p.Terminal && o.ConsoleSocket == "" {
 					if term, err = newTerminal(); err != nil {
 						return err
@@ -101,7 +103,8 @@ func execCommand(rt *runtime.Runtime) *cobra.Command {
 			if detach {
 				return nil
 			}
-			code := fwd.Wait(pid)
+			nsenter.ForwardTo(pid)
+			code := runtime.Wait(pid)
 			if term != nil {
 				term.wait()
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/nsenter"
 	"github.com/berth-dev/berth/runtime/state"
 )
 
@@ -215,12 +216,13 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 			o.ID = args[0]
 			o.StartNow = true
 			var term *terminal
-			var fwd *runtime.Forwarder
 			if !detach {
 				if err := runtime.BecomeSubreaper(); err != nil {
 					return err
 				}
-				fwd = runtime.NewForwarder()
+				if err := nsenter.ForwardSignals(); err != nil {
+					return fmt.Errorf("forward signals: %w", err)
+				}
 				spec, raw, err := runtime.LoadSpecJSON(o.Bundle)
 				if err != nil {
 					return err
@@ -251,7 +253,8 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 			if detach {
 				return nil
 			}
-			code := fwd.Wait(pid)
+			nsenter.ForwardTo(pid)
+			code := runtime.Wait(pid)
 			if term != nil {
 				term.wait()
 			}
