@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -35,7 +36,8 @@ type PlanOptions struct {
 	// (OpHooks, a round trip, only then).
 	Hooks bool
 
-	pid func() (int, error) // InCgroup, called once
+	pid    func() (int, error)               // InCgroup, called once
+	mounts func() ([]*mountinfo.Info, error) // the host's mount table, read once
 }
 
 // PlanUnsupported says why the spec's filesystem cannot be planned ("" when it can): those
@@ -82,6 +84,7 @@ func Plan(p *initplan.Plan, spec *specs.Spec, o PlanOptions) error {
 		pid, err = o.InCgroup(p)
 		return pid, err
 	}
+	o.mounts = sync.OnceValues(readMounts)
 	rootProp, err := rootPropagation(linux.RootfsPropagation)
 	if err != nil {
 		return err
@@ -94,7 +97,7 @@ func Plan(p *initplan.Plan, spec *specs.Spec, o PlanOptions) error {
 	// After a recursive slave/private/unbindable "/", the rootfs's parent mount is no longer
 	// shared; otherwise pivot_root needs it private (Setup checks after the fact, as here).
 	if flag&unix.MS_REC == 0 || flag&unix.MS_SHARED != 0 {
-		if mp, err := sharedParent(o.Rootfs); err != nil {
+		if mp, err := sharedParent(o.Rootfs, o.mounts); err != nil {
 			return err
 		} else if mp != "" {
 			p.Add(initplan.OpMount, "", mp, "", uint64(unix.MS_PRIVATE), "make rootfs parent private")
@@ -159,13 +162,17 @@ func Plan(p *initplan.Plan, spec *specs.Spec, o PlanOptions) error {
 }
 
 // sharedParent returns the mount point holding rootfs when that mount is shared.
-func sharedParent(rootfs string) (string, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(rootfs))
+func sharedParent(rootfs string, mounts func() ([]*mountinfo.Info, error)) (string, error) {
+	all, err := mounts()
 	if err != nil {
-		return "", wrapErr("read mountinfo", "/", err)
+		return "", err
 	}
 	var parent *mountinfo.Info
-	for _, m := range mounts {
+	isParent := mountinfo.ParentsFilter(rootfs)
+	for _, m := range all {
+		if skip, _ := isParent(m); skip {
+			continue
+		}
 		if parent == nil || len(m.Mountpoint) > len(parent.Mountpoint) {
 			parent = m
 		}
@@ -174,6 +181,22 @@ func sharedParent(rootfs string) (string, error) {
 		return "", nil
 	}
 	return parent.Mountpoint, nil
+}
+
+// readMounts reads this process's mount table. Not mountinfo.GetMounts: that locks the
+// goroutine to its thread to read /proc/thread-self (the runtime's threads all share one mount
+// namespace), which costs a short-lived runtime a thread of its own.
+func readMounts() ([]*mountinfo.Info, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, wrapErr("read mountinfo", "/", err)
+	}
+	defer f.Close()
+	mounts, err := mountinfo.GetMountsFromReader(f, nil)
+	if err != nil {
+		return nil, wrapErr("read mountinfo", "/", err)
+	}
+	return mounts, nil
 }
 
 func props(o *mountOpts) initplan.Props {
@@ -241,9 +264,15 @@ func planCgroup(p *initplan.Plan, dest string, o *mountOpts, po PlanOptions) err
 			entries = append(entries, cgroupEntry{controllers: parts[1], path: parts[2]})
 		}
 	}
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	all, err := po.mounts()
 	if err != nil {
 		return err
+	}
+	var mounts []*mountinfo.Info
+	for _, m := range all {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			mounts = append(mounts, m)
+		}
 	}
 	p.Add(initplan.OpCgroupTmpfs, dest)
 	set := o.attrSet | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
