@@ -17,7 +17,7 @@ import (
 
 // Start lets a created container's init execve its program.
 func (r *Runtime) Start(id string) error {
-	c, err := r.Load(id)
+	c, err := r.load(id)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func signalAll(cg cgroupPids, sig unix.Signal) error {
 
 // Delete removes a stopped (or created) container; force kills a running one first.
 func (r *Runtime) Delete(id string, force bool) error {
-	c, err := r.Load(id)
+	c, err := r.load(id)
 	if err != nil {
 		if dir, derr := state.Dir(r.Root, id); derr == nil && errors.Is(err, state.ErrNotExist) && force {
 			// A create killed before it saved the record: only its directory (and perhaps an
@@ -274,7 +274,7 @@ func (r *Runtime) Stats(id string) (*cgroups.Stats, uint64, error) {
 // OOMKills returns how many processes of the container the OOM killer took, reading only that
 // counter (foreground `run` asks once per container, on the exit path).
 func (r *Runtime) OOMKills(id string) (uint64, error) {
-	c, err := r.Load(id)
+	c, err := r.load(id)
 	if err != nil {
 		return 0, err
 	}
@@ -287,7 +287,7 @@ func (r *Runtime) OOMKills(id string) (uint64, error) {
 
 // Pids lists the host pids of every process of the container.
 func (r *Runtime) Pids(id string) ([]int, error) {
-	c, err := r.Load(id)
+	c, err := r.load(id)
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,17 @@ type Container struct {
 
 // Load reads a container's record and derives its status from the kernel.
 func (r *Runtime) Load(id string) (*Container, error) {
+	c, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	c.Status = c.status()
+	return c, nil
+}
+
+// load reads a container's record without its status: deriving it reads /proc and the
+// freezer, which operations that do not look at it (or derive it under the lock) skip.
+func (r *Runtime) load(id string) (*Container, error) {
 	r.mu.Lock()
 	st, ok := r.states[id]
 	r.mu.Unlock()
@@ -85,9 +96,7 @@ func (r *Runtime) Load(id string) (*Container, error) {
 		r.loaded(st)
 	}
 	dir, _ := state.Dir(r.Root, id)
-	c := &Container{State: st, dir: dir, rt: r}
-	c.Status = c.status()
-	return c, nil
+	return &Container{State: st, dir: dir, rt: r}, nil
 }
 
 func (c *Container) alive() bool {
