@@ -185,16 +185,14 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	}
 	defer ch.conn.Close()
 	if so.plan {
-		// The plan's first part goes out at once: the child sets up its mounts while we wait
-		// for its pid and move it into its cgroups; the rest follows.
-		rest, perr := buildPlan(cfg, syncFd, planOpts{hooks: hostHooks, startNow: o.StartNow}, func(part []byte) (int, error) {
-			if _, err := ch.sock.Write(part); err != nil {
-				return 0, err
-			}
-			err := ch.await()
-			return ch.pid, err
+		// The plan's first part goes out as soon as it is written, and the rest is written
+		// while the child starts and sets up those mounts; the rest follows once the child
+		// has reported its pid and is in its cgroups.
+		rest, perr := buildPlan(cfg, syncFd, planOpts{hooks: hostHooks, startNow: o.StartNow}, cg.Paths(), func(part []byte) error {
+			_, err := ch.sock.Write(part)
+			return err
 		})
-		if perr == nil && ch.pid == 0 {
+		if perr == nil {
 			perr = ch.await()
 		}
 		if perr == nil {

@@ -71,27 +71,27 @@ type planOpts struct {
 }
 
 // buildPlan writes the plan for the container's init; syncFd is the socket's number in the
-// child. inCgroup is called once, at the first step that needs the child in its cgroups: it
-// sends the part written so far, waits for the child to be there and returns its pid; the
-// result is the rest of the plan.
-func buildPlan(cfg *handshake.Config, syncFd int, o planOpts, inCgroup func(part []byte) (int, error)) ([]byte, error) {
+// child and cgroupDirs its cgroup's directories (cgroups.Manager.Paths). sendFirst is called
+// once, with the part that comes before the first step that needs the child in its cgroups;
+// the result is the rest, which the caller sends once the child is in them.
+func buildPlan(cfg *handshake.Config, syncFd int, o planOpts, cgroupDirs map[string]string, sendFirst func(part []byte) error) ([]byte, error) {
 	spec := cfg.Spec
 	p := spec.Process
 	var pl initplan.Plan
 	keep := []any{3 + cfg.PreserveFds, syncFd, cfg.FifoFd}
 	pl.Add(initplan.OpCloseInherited, keep...)
-	enter := func(pl *initplan.Plan) (int, error) {
-		pid, err := inCgroup(pl.Flush())
-		if err != nil {
-			return 0, err
+	enter := func(pl *initplan.Plan) error {
+		if err := sendFirst(pl.Flush()); err != nil {
+			return err
 		}
 		// A cgroup namespace takes its root from the cgroup the process is in when it is made.
 		if cfg.NewCgroupNS {
 			pl.Add(initplan.OpUnshare, uint64(unix.CLONE_NEWCGROUP))
 		}
-		return pid, nil
+		return nil
 	}
-	if err := rootfs.Plan(&pl, spec, rootfs.PlanOptions{Rootfs: cfg.Rootfs, InCgroup: enter, NewCgroupNS: cfg.NewCgroupNS, Hooks: o.hooks}); err != nil {
+	po := rootfs.PlanOptions{Rootfs: cfg.Rootfs, InCgroup: enter, CgroupDirs: cgroupDirs, NewCgroupNS: cfg.NewCgroupNS, Hooks: o.hooks}
+	if err := rootfs.Plan(&pl, spec, po); err != nil {
 		return nil, err
 	}
 	if initproc.HasNamespace(spec, specs.UTSNamespace) {

@@ -6,7 +6,6 @@ package rootfs
 // runtime, in the host's view: the container's mount namespace is a copy of it.
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,19 +24,23 @@ import (
 type PlanOptions struct {
 	Rootfs string
 	// InCgroup is called once, before the first step that needs the process in its cgroups
-	// (a cgroup mount; at the latest, the hooks). It returns the process's pid, in its cgroups
-	// by then (its /proc/PID/cgroup names the v1 hierarchies to show), and may end the plan's
-	// first part (initplan.Plan.Flush) and add the cgroup namespace's unshare. Nil means this
-	// process's cgroups (tests).
-	InCgroup func(*initplan.Plan) (int, error)
+	// (a cgroup mount; at the latest, the hooks). It may end the plan's first part
+	// (initplan.Plan.Flush) and add the cgroup namespace's unshare; the runtime puts the
+	// process in its cgroups before the rest reaches it. Nil: the process is in them (tests).
+	InCgroup func(*initplan.Plan) error
+	// CgroupDirs maps a cgroup v1 controller (as /proc/PID/cgroup names it: "cpu",
+	// "name=systemd"; "" for the unified tree) to the host directory of the container's cgroup
+	// in that hierarchy; hierarchies it does not name show the runtime's own cgroup, where the
+	// process stays in them. Only a cgroup mount without a cgroup namespace uses it.
+	CgroupDirs map[string]string
 	// NewCgroupNS: the process has (or is about to unshare) a cgroup namespace.
 	NewCgroupNS bool
 	// Hooks: the runtime has prestart/createRuntime hooks to run before pivot_root
 	// (OpHooks, a round trip, only then).
 	Hooks bool
 
-	pid    func() (int, error)               // InCgroup, called once
-	mounts func() ([]*mountinfo.Info, error) // the host's mount table, read once
+	inCgroup func() error                      // InCgroup, called once
+	mounts   func() ([]*mountinfo.Info, error) // the host's mount table, read once
 }
 
 // PlanUnsupported says why the spec's filesystem cannot be planned ("" when it can): those
@@ -70,20 +73,12 @@ func Plan(p *initplan.Plan, spec *specs.Spec, o PlanOptions) error {
 	if spec.Linux != nil {
 		linux = *spec.Linux
 	}
-	pid, entered := 0, false
-	o.pid = func() (int, error) {
-		if entered {
-			return pid, nil
-		}
-		entered = true
+	o.inCgroup = sync.OnceValue(func() error {
 		if o.InCgroup == nil {
-			pid = os.Getpid()
-			return pid, nil
+			return nil
 		}
-		var err error
-		pid, err = o.InCgroup(p)
-		return pid, err
-	}
+		return o.InCgroup(p)
+	})
 	o.mounts = sync.OnceValues(readMounts)
 	rootProp, err := rootPropagation(linux.RootfsPropagation)
 	if err != nil {
@@ -126,7 +121,7 @@ func Plan(p *initplan.Plan, spec *specs.Spec, o PlanOptions) error {
 			p.Add(initplan.OpSymlink, "/dev", "pts/ptmx", "ptmx", true)
 		}
 	}
-	if _, err := o.pid(); err != nil {
+	if err := o.inCgroup(); err != nil {
 		return err
 	}
 	if o.Hooks {
@@ -240,8 +235,8 @@ func planMount(p *initplan.Plan, m *specs.Mount, po PlanOptions) error {
 }
 
 func planCgroup(p *initplan.Plan, dest string, o *mountOpts, po PlanOptions) error {
-	pid, err := po.pid() // also for cgroup2: the mount shows the namespace's root
-	if err != nil {
+	// Also for cgroup2: the mount shows the namespace's root, made in the container's cgroup.
+	if err := po.inCgroup(); err != nil {
 		return err
 	}
 	var st unix.Statfs_t
@@ -252,17 +247,12 @@ func planCgroup(p *initplan.Plan, dest string, o *mountOpts, po PlanOptions) err
 		p.Add(initplan.OpMountFS, dest, false, "cgroup2", "cgroup2", initplan.List(o.data), o.attrSet, o.recSet, o.recClr, props(o))
 		return nil
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/cgroup", pid))
+	// The process's hierarchies are the runtime's: it was started from here. Its place in them
+	// is known without asking it (CgroupDirs), so this part of the plan is written while the
+	// process starts, not after it reported in.
+	entries, err := selfCgroups()
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	var entries []cgroupEntry
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if parts := strings.SplitN(sc.Text(), ":", 3); len(parts) == 3 {
-			entries = append(entries, cgroupEntry{controllers: parts[1], path: parts[2]})
-		}
 	}
 	all, err := po.mounts()
 	if err != nil {
@@ -297,8 +287,11 @@ func planCgroup(p *initplan.Plan, dest string, o *mountOpts, po PlanOptions) err
 			}
 		}
 		source := ""
-		if !po.NewCgroupNS && e.path != "/" {
-			// Outside a cgroup namespace: bind this process's own cgroup directory.
+		if dir := cgroupDir(po.CgroupDirs, e.controllers); !po.NewCgroupNS && dir != "" {
+			// Outside a cgroup namespace: bind the container's own cgroup directory.
+			source = dir
+		} else if !po.NewCgroupNS && e.path != "/" {
+			// A hierarchy the container was not moved in: it shares the runtime's cgroup.
 			rel := e.path
 			if m.Root != "/" {
 				r, err := filepath.Rel(m.Root, e.path)
@@ -313,6 +306,16 @@ func planCgroup(p *initplan.Plan, dest string, o *mountOpts, po PlanOptions) err
 	}
 	p.Add(initplan.OpCgroupDone, o.attrSet, o.attrClr, props(o))
 	return nil
+}
+
+// cgroupDir is the container's directory in the hierarchy of controllers (a comma list).
+func cgroupDir(dirs map[string]string, controllers string) string {
+	for _, c := range strings.Split(controllers, ",") {
+		if dir, ok := dirs[c]; ok {
+			return dir
+		}
+	}
+	return ""
 }
 
 func planDevices(p *initplan.Plan, extra []specs.LinuxDevice) error {

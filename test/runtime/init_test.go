@@ -49,10 +49,31 @@ func richSpec(e *env) {
 }
 
 func TestPlanAndGoInitAgree(t *testing.T) {
+	for _, cgroupNS := range []bool{true, false} {
+		t.Run(map[bool]string{true: "cgroup namespace", false: "host cgroup namespace"}[cgroupNS], func(t *testing.T) {
+			planAndGoInitAgree(t, cgroupNS)
+		})
+	}
+}
+
+// planAndGoInitAgree runs the rich spec through both inits. Without a cgroup namespace the
+// cgroup mounts bind the container's own cgroup directories (the plan knows them from the
+// runtime's cgroup manager, the Go init reads /proc/self/cgroup): the mount table shows them.
+func planAndGoInitAgree(t *testing.T, cgroupNS bool) {
 	outputs := map[string]string{}
 	for _, mode := range []string{"C", "Go"} {
 		e := newEnv(t)
 		richSpec(e)
+		if !cgroupNS {
+			var ns []specs.LinuxNamespace
+			for _, n := range e.spec.Linux.Namespaces {
+				if n.Type != specs.CgroupNamespace {
+					ns = append(ns, n)
+				}
+			}
+			e.spec.Linux.Namespaces = ns
+			e.spec.Linux.CgroupsPath = "/berth/plan-probe-" + e.id() // a different place per run
+		}
 		t.Setenv("BERTH_GO_INIT", map[string]string{"C": "0", "Go": "1"}[mode])
 		e.writeSpec()
 		r := e.rt("--debug", "run", "--bundle", e.bundle, e.id())
@@ -62,7 +83,14 @@ func TestPlanAndGoInitAgree(t *testing.T) {
 		if want := "set up by the " + mode + " init"; !strings.Contains(r.stderr, want) {
 			t.Errorf("%s: the runtime did not say %q: %s", mode, want, r.stderr)
 		}
-		outputs[mode] = strings.ReplaceAll(r.stdout, e.bundle, "BUNDLE")
+		out := strings.ReplaceAll(r.stdout, e.bundle, "BUNDLE")
+		if !cgroupNS {
+			if !strings.Contains(out, e.spec.Linux.CgroupsPath) {
+				t.Errorf("%s init: no mount shows the container's cgroup %s:\n%s", mode, e.spec.Linux.CgroupsPath, out)
+			}
+			out = strings.ReplaceAll(out, e.spec.Linux.CgroupsPath, "CGROUP")
+		}
+		outputs[mode] = out
 	}
 	if outputs["C"] != outputs["Go"] {
 		t.Errorf("the C and Go inits set up different containers:\n--- C:\n%s\n--- Go:\n%s", outputs["C"], outputs["Go"])
