@@ -185,9 +185,9 @@ func (r *Runtime) Create(o CreateOpts) (pid int, err error) {
 	}
 	defer ch.conn.Close()
 	if so.plan {
-		// The plan's first part goes out as soon as it is written, and the rest is written
-		// while the child starts and sets up those mounts; the rest follows once the child
-		// has reported its pid and is in its cgroups.
+		// The plan's first part goes out as soon as it is written; the rest is written while
+		// the child starts and carries out the first, and goes out once the child has reported
+		// its pid and is in its cgroups.
 		rest, perr := buildPlan(cfg, syncFd, planOpts{hooks: hostHooks, startNow: o.StartNow}, cg.Paths(), func(part []byte) error {
 			_, err := ch.sock.Write(part)
 			return err

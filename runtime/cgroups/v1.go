@@ -113,7 +113,7 @@ func v1Paths(path string) (map[string]string, error) {
 // On a fresh cgroup, rules written in order end in the state the library's device emulator
 // computes, without its reads of devices.list and its comparison (TestDevicesFreshEqualsLibrary);
 // an existing cgroup may hold any rules, and there Create leaves it all to the library.
-// The library's own Apply and Set did the same in three times the time (code touched once per
+// The library's own Apply and Set took about twice as long for this (code touched once per
 // run is what a start pays for on the machines we measure).
 func (m *Manager) createV1(lm cgroups.Manager, r *specs.LinuxResources, res *cgroups.Resources) error {
 	if res.CpuRtPeriod != 0 || res.CpuRtRuntime != 0 {
