@@ -174,6 +174,11 @@ func (r *Runtime) Delete(id string, force bool) error {
 // emptyAndDestroy kills every process in the cgroup, waits until the cgroup is really empty
 // (a dying task stays listed until all its threads have exited), then removes it.
 func emptyAndDestroy(cg cgroupControl, timeout time.Duration) error {
+	// Usually it is empty by now (the init of a pid namespace takes the others with it), and
+	// removing it is all there is to do; Destroy refuses a cgroup that still has processes.
+	if cg.Destroy() == nil {
+		return nil
+	}
 	deadline := time.Now().Add(timeout)
 	for cg.Exists() {
 		pids, _ := cg.Pids()
