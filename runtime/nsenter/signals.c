@@ -67,8 +67,13 @@ int berth_forward_signals(void)
 	return 0;
 }
 
+// berth_forward_to sets the target; 0 stops forwarding (signals are held again), so that none
+// reaches a pid that was reaped and may be reused. Never a negative pid: kill(-1) is everyone.
 void berth_forward_to(int pid)
 {
+	if (pid < 0)
+		pid = 0;
 	__atomic_store_n(&fwd_pid, pid, __ATOMIC_SEQ_CST);
-	drain(pid);
+	if (pid > 0)
+		drain(pid);
 }

@@ -17,7 +17,8 @@ func ForwardSignals() error {
 	return nil
 }
 
-// ForwardTo passes held signals, and every later one, on to pid.
+// ForwardTo passes held signals, and every later one, on to pid; 0 holds them again (call it
+// once pid has been reaped).
 func ForwardTo(pid int) {
 	C.berth_forward_to(C.int(pid))
 }

@@ -105,6 +105,7 @@ func execCommand(rt *runtime.Runtime) *cobra.Command {
 			}
 			nsenter.ForwardTo(pid)
 			code := runtime.Wait(pid)
+			nsenter.ForwardTo(0) // reaped: its pid may be reused
 			if term != nil {
 				term.wait()
 			}

@@ -255,6 +255,7 @@ func runCommand(rt *runtime.Runtime, g *globalOpts) *cobra.Command {
 			}
 			nsenter.ForwardTo(pid)
 			code := runtime.Wait(pid)
+			nsenter.ForwardTo(0) // reaped: its pid may be reused
 			if term != nil {
 				term.wait()
 			}
