@@ -148,6 +148,7 @@ tmp=$(mktemp -d /tmp/berth-eb.XXXXXX)
 bench_id=${tmp##*/}          # cgroup parent (podman, docker) and containerd namespace
 B=$tmp/berth                 # berth's data root
 berth_rt=/run/berth/rt-$(printf %s "$B" | sha256sum | cut -c1-12)
+berth_net=/run/berth/net-$(printf %s "$B" | sha256sum | cut -c1-8) # network.Open's run dir
 P=$tmp/podman D=$tmp/docker
 dk_pid= dk_sock=$D/d.sock dk_ns=$bench_id
 host_paths=(/var/lib/containers/cache/blob-info-cache-v1.boltdb /var/lib/containers/cache /var/lib/containers
@@ -267,6 +268,9 @@ cleanup() {
     [ -d "$h$bench_id" ] && log "cleanup: cannot remove cgroup $h$bench_id"
   done
   rm -rf "$berth_rt"
+  # the data root's network run dir: its netns dir is bind-mounted onto itself (shared, so pins
+  # propagate), in this private namespace only; unmount, then remove what is empty
+  umount_under "$berth_net"; [ -d "$berth_net" ] && find "$berth_net" -depth -type d -empty -delete
   # host paths the engines made on their own: deepest first, dirs only when empty
   for p in $(for i in "${!host_paths[@]}"; do [ "${host_existed[$i]}" = 0 ] && echo "${host_paths[$i]}"; done | awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-); do
     if [ -d "$p" ] && [ ! -L "$p" ]; then rmdir "$p" 2>/dev/null || log "cleanup: left $p (not empty: someone else uses it)"
