@@ -251,6 +251,7 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 		return err
 	}
 	c.Config.Linux.Resources = res
+	c.ConfigJSON = nil // config.json's bytes (kept by a create in this process) no longer match
 	return state.Save(c.dir, c.State)
 }
 

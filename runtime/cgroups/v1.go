@@ -259,11 +259,18 @@ func readFile(dir, file string) (string, error) {
 // removeV1 removes an empty v1 cgroup: one rmdir per hierarchy, a missing directory being
 // fine. Anything else (a task still inside, a sub-cgroup) is left to Destroy's general path,
 // which checks for tasks and removes sub-cgroups; it takes over from wherever this stopped.
+// The devices directory goes last: Exists and Pids look there, so after a partial removal the
+// cgroup still counts as existing and its tasks are still found and killed.
 func removeV1(paths map[string]string) error {
-	for _, dir := range paths {
-		if err := unix.Rmdir(dir); err != nil && err != unix.ENOENT {
-			return err
+	for name, dir := range paths {
+		if name != "devices" {
+			if err := unix.Rmdir(dir); err != nil && err != unix.ENOENT {
+				return err
+			}
 		}
+	}
+	if err := unix.Rmdir(paths["devices"]); err != nil && err != unix.ENOENT {
+		return err
 	}
 	return nil
 }

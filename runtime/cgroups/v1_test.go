@@ -190,3 +190,36 @@ func TestCreateV1NestedCpuset(t *testing.T) {
 		t.Errorf("process not in the cpuset cgroup:\n%s", out)
 	}
 }
+
+// A removal that stops half-way (here a sub-cgroup in one hierarchy) leaves the devices
+// directory, where Exists and Pids look, so the cgroup is still found and Destroy's general
+// path finishes the job.
+func TestRemoveV1KeepsDevicesUntilLast(t *testing.T) {
+	if DetectMode() == Unified {
+		t.Skip("v1 only")
+	}
+	m := newTestManager(t)
+	if err := m.Create(nil); err != nil {
+		t.Fatal(err)
+	}
+	paths := m.Paths()
+	if err := os.Mkdir(filepath.Join(paths["memory"], "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // map order varies between calls
+		if err := removeV1(paths); err == nil {
+			t.Fatal("removeV1 removed a cgroup with a sub-cgroup")
+		}
+		if !m.Exists() {
+			t.Fatal("devices directory removed before the others")
+		}
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for ctrl, dir := range paths {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: %s left after Destroy", ctrl, dir)
+		}
+	}
+}

@@ -49,6 +49,7 @@ type State struct {
 	// Started: create already started the program (run, runtime.CreateOpts.StartNow).
 	Started bool `json:"started,omitempty"`
 	// ConfigJSON, when set, is Config as JSON (config.json's bytes): Save writes it as it is.
+	// Whoever changes Config clears it.
 	ConfigJSON json.RawMessage `json:"-"`
 }
 
